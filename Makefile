@@ -1,0 +1,46 @@
+# customer_segmentation: the two README commands are `make run` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NOTEBOOKS := 00_data 01_eda 02_preprocessing 03_modelling 04_deploy
+export TF_CPP_MIN_LOG_LEVEL := 2
+export TF_ENABLE_ONEDNN_OPTS := 0
+export PYTHONHASHSEED := 0
+
+.PHONY: setup data run test readme clean-runs
+
+## setup: create .venv with the package (editable) and its dev dependencies
+setup: $(STAMP)
+$(STAMP): settings.ini setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+## data: copy and verify the CSVs into dataset/
+data: $(STAMP)
+	$(BIN)/custseg data fetch
+
+## run: the main job, every notebook executed in order with papermill (executed copies in runs/)
+run: data
+	mkdir -p runs results
+	for nb in $(NOTEBOOKS); do \
+	  [ -f nbs/$$nb.ipynb ] || continue; \
+	  echo "== $$nb"; \
+	  $(BIN)/papermill --cwd nbs --log-level WARNING nbs/$$nb.ipynb runs/$$nb.ipynb; \
+	done
+
+## test: all tests: notebooks under nbdev_test, pytest (incl. export/clean checks)
+test: data
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python -m pytest tests -q
+
+## readme: regenerate README.md from nbs/index.ipynb (Quarto-free; tests check they agree)
+readme: $(STAMP)
+	$(BIN)/python tests/readme.py --write
+
+clean-runs:
+	rm -rf runs
