@@ -17,6 +17,26 @@ def _cmd_data_fetch(args)->int:
     for name, status in fetch_data(args.dest, args.mirror).items(): print(f"{name}: {status}")
     return 0
 
+# %% ../nbs/05_cli.ipynb #d266333a
+def _positive_int(s:str)->int:
+    try: n = int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}") from None
+    if n < 1: raise argparse.ArgumentTypeError(f"must be a positive integer, got {s!r}")
+    return n
+
+def _cmd_score(args)->int:
+    from customer_segmentation.deploy import DEFAULT_CHUNK_SIZE, score_csv
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        try:
+            s = score_csv(args.input, args.output, model_dir=args.model_dir, chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE,
+                          labeled_path=args.labeled, rejects_path=args.rejects, progress=args.progress)
+        finally:
+            for w in caught:
+                if issubclass(w.category, UserWarning): print(f"custseg: warning: {w.message}", file=sys.stderr)
+    print(s)
+    return 0
+
 # %% ../nbs/05_cli.ipynb #aa944500
 def build_parser()->argparse.ArgumentParser:
     "The `custseg` argument parser with its sub-commands."
@@ -28,7 +48,28 @@ def build_parser()->argparse.ArgumentParser:
     f.add_argument('--mirror', help='folder holding the CSVs (default: $CUSTSEG_DATA_MIRROR or ../shared/datasets)')
     f.add_argument('--dest', help="folder to fill (default: the project's dataset/)")
     f.set_defaults(func=_cmd_data_fetch)
+    s = sub.add_parser('score', help='score a CSV of customers with the saved model',
+                       description='Score INPUT into OUTPUT: every input column unchanged, plus Segmentation (A-D) and '
+                                   'prob_A..prob_D. The output is written atomically; INPUT is never overwritten.')
+    s.add_argument('input', metavar='INPUT', help='CSV of customers: ID, the nine features, any other columns')
+    s.add_argument('-o', '--output', metavar='OUTPUT', required=True, help='CSV to write (replaced only when scoring succeeds)')
+    s.add_argument('--model-dir', metavar='DIR', help="saved model folder (default: the project's saved_model/)")
+    s.add_argument('--chunk-size', metavar='N', type=_positive_int, help='rows scored at a time; bounds memory (default: 100000)')
+    s.add_argument('--labeled', metavar='CSV', help='labeled customers: add Known_Segmentation where an input ID appears there')
+    s.add_argument('--rejects', metavar='CSV', help='write rows with non-numeric or negative numbers here (with Reject_Reason) '
+                                                    'instead of stopping with an error')
+    s.add_argument('--progress', action=argparse.BooleanOptionalAction, default=None,
+                   help='progress bar on stderr (default: for inputs over 32 MB)')
+    s.set_defaults(func=_cmd_score)
     return p
+
+# %% ../nbs/05_cli.ipynb #68006de8
+def _user_errors()->tuple:
+    "Exception types that mean a fixable problem with the user's files or model folder (no traceback)."
+    errs = [CustomerDataError, OSError]
+    m = sys.modules.get('customer_segmentation.model')  # its ModelLoadError can only come from an imported model module
+    if m is not None and hasattr(m, 'ModelLoadError'): errs.append(m.ModelLoadError)
+    return tuple(errs)
 
 # %% ../nbs/05_cli.ipynb #74205954
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])
@@ -36,6 +77,6 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
     "Entry point of the `custseg` console script."
     args = build_parser().parse_args(argv)
     try: return args.func(args)
-    except (CustomerDataError, FileNotFoundError, FileExistsError) as e:
+    except _user_errors() as e:
         print(f"custseg: error: {e}", file=sys.stderr)
         return 2
