@@ -10,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS := 0
 export PYTHONHASHSEED := 0
 
-.PHONY: setup data run test readme clean-runs
+.PHONY: setup data run test readme docs browser clean-runs
 
 ## setup: create .venv with the package (editable) and its dev dependencies
 setup: $(STAMP)
@@ -33,14 +33,23 @@ run: data
 	  $(BIN)/papermill --cwd nbs --log-level WARNING nbs/$$nb.ipynb runs/$$nb.ipynb; \
 	done
 
-## test: all tests: notebooks under nbdev_test, pytest (incl. export/clean checks)
-test: data
+## test: all tests: notebooks under nbdev_test, pytest (incl. export/clean checks, the docs site in headless Chromium)
+test: data browser
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest tests -q
 
 ## readme: regenerate README.md from nbs/index.ipynb (Quarto-free; tests check they agree)
 readme: $(STAMP)
 	$(BIN)/python tests/readme.py --write
+
+## docs: build the docs site into _docs/ (nbdev_docs where Quarto is installed, else Sphinx + MyST-NB offline; docs/build.py)
+docs: $(STAMP)
+	$(BIN)/python docs/build.py
+
+## browser: Debian's chromium for the docs browser test (tests/test_docs.py), installed with apt only when missing
+browser:
+	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 clean-runs:
 	rm -rf runs

@@ -1,0 +1,281 @@
+"""Build the docs site into _docs/ (`make docs`).
+
+Where Quarto is installed this is nbdev's own pipeline (nbdev_docs, less its README step: README.md is written by
+tests/readme.py). Where it is not (this project's machines), it takes the notebooks as nbdev processes them for Quarto
+(`nbdev.serve.proc_nbs` into _proc/: directives applied, `#| hide` cells removed, `show_doc` rendered) and renders those
+with Sphinx + MyST-NB (stored outputs, never re-executed), adds an API reference from the package (autodoc), and writes a
+static site that needs no network. Usage: `python docs/build.py [--offline] [--out DIR]`.
+"""
+import argparse, html, importlib, json, os, re, shutil, subprocess, sys, time
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def _cfg():
+    from nbdev.config import get_config
+    return get_config(path=ROOT)
+
+
+def build_quarto(out: Path):
+    "nbdev_docs without its README step (README.md comes from tests/readme.py, and nbdev_readme would overwrite it)."
+    from nbdev.quarto import _pre_docs
+    cache, cfg, _ = _pre_docs()
+    subprocess.run(['quarto', 'render', '--no-cache'], cwd=cache, check=True)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.move(str(cache/cfg.doc_path.name), str(out))
+
+
+# ---------------------------------------------------------------- staging: nbdev's _proc notebooks -> MyST-NB sources
+_re_md_link = re.compile(r'(!?)\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^)\s]+)\)(\{[^}\n]*\})?')
+_re_heading = re.compile(r'^(#{1,6})\s+(.+?)\s*#*\s*$', re.M)
+_re_nb_name = re.compile(r'^(?:\./)?([^/#?]+)\.ipynb(#.*)?$')
+
+
+def _src(cell): return ''.join(cell.get('source', '')) if isinstance(cell.get('source'), list) else cell.get('source', '')
+
+
+def _directives(src):
+    "Split `#| key: value` lines off the top of a code cell: (directives, remaining source)."
+    lines, d = src.splitlines(), {}
+    i = 0
+    while i < len(lines) and (lines[i].startswith('#|') or not lines[i].strip()):
+        if lines[i].startswith('#|'):
+            k, _, v = lines[i][2:].strip().partition(':')
+            d[k.strip()] = v.strip().strip('"\'')
+        i += 1
+    return d, '\n'.join(lines[i:]).rstrip()
+
+
+def _md_cell(text): return {'cell_type': 'markdown', 'metadata': {}, 'source': text}
+
+
+def _link_html(text, href, cls='reference internal'):
+    "Inline HTML for a link whose markdown text is `code` or plain (used where MyST cannot resolve the target itself)."
+    m = re.fullmatch(r'`([^`]+)`', text.strip())
+    inner = f'<code class="docutils literal notranslate"><span class="pre">{html.escape(m.group(1))}</span></code>' if m else html.escape(text)
+    return f'<a class="{cls}" href="{html.escape(href)}">{inner}</a>'
+
+
+class Stager:
+    "Turns nbdev's processed notebooks into MyST-NB sources, with every nbdev/Quarto link pointed inside the site."
+    def __init__(self, proc: Path, dst: Path, pages):
+        self.proc, self.dst, self.pages = proc, dst, pages  # pages: [(source notebook name, output page stem)]
+        cfg = _cfg()
+        self.doc_url = (cfg.get('doc_host', '') + cfg.get('doc_baseurl', '')).rstrip('/') + '/'
+        self.src_url = f"{cfg.get('git_url', '').rstrip('/')}/blob/{cfg.get('branch', 'main')}/"
+        self.lib = cfg.lib_name
+        self.stem_of = {nb: stem for nb, stem in pages}
+        self.stems = {stem for _, stem in pages}
+        self.modidx = importlib.import_module(f'{self.lib}._modidx').d
+        self.anchors = {}  # page stem -> heading anchors on that page
+
+    def symbol_for(self, page, anchor):
+        "Fully qualified name of the public symbol (one the API page documents) that nbdev links as `page.html#anchor`."
+        for mod, syms in self.modidx['syms'].items():
+            for full, (url, _) in syms.items():
+                if url != f'{page}.html#{anchor}': continue
+                parts = full[len(mod)+1:].split('.')
+                try: public = parts[0] in getattr(importlib.import_module(mod), '__all__', ())
+                except Exception: public = False
+                if public and not any(p.startswith('_') for p in parts): return full
+
+    def link(self, m):
+        bang, text, url, attrs = m.groups()
+        if bang: return m.group(0)
+        if url.startswith(self.src_url) and url.split('#')[0].endswith('.py'):  # show_doc's [source] -> local highlighted source
+            path = url[len(self.src_url):].split('#')[0]
+            return f'\x00SRC{path}\x00'
+        if url.startswith(self.doc_url):  # nbdev doc link to one of our pages
+            rest = url[len(self.doc_url):]
+            page, _, anchor = rest.partition('#')
+            stem = page[:-5] if page.endswith('.html') else page
+            if stem in self.stems:
+                if not anchor: return f'[{text}]({stem}.ipynb)'
+                if anchor in self.anchors.get(stem, ()): return f'[{text}]({stem}.ipynb#{anchor})'
+                full = self.symbol_for(stem, anchor)
+                if full: return _link_html(text, f'api.html#{full}')
+                return text  # a private helper: documented nowhere, so shown without a link
+            return m.group(0)
+        nm = _re_nb_name.match(url)
+        if nm and nm.group(1) in self.stem_of:  # [..](01_eda.ipynb#x) between notebooks
+            return f'[{text}]({self.stem_of[nm.group(1)]}.ipynb{nm.group(2) or ""})'
+        return m.group(0) if not attrs else f'[{text}]({url})'
+
+    def rewrite(self, md):
+        md = _re_md_link.sub(self.link, md)
+        # a [source] link belongs to the show_doc heading that follows it: point it at viewcode's block for that object
+        def src(m):
+            path, rest = m.group(1), md[m.end():]
+            h = _re_heading.search(rest)
+            href = f'_modules/{path[:-3]}.html' + (f'#{h.group(2).strip()}' if h else '')
+            return f'<a class="reference internal nbdev-source" href="{html.escape(href)}">[source]</a>'
+        return re.sub('\x00SRC([^\x00]+)\x00', src, md)
+
+    def convert(self, nb_name, stem):
+        nb = json.loads((self.proc/nb_name).read_text(encoding='utf-8'))
+        cells = []
+        for c in nb['cells']:
+            src = _src(c)
+            if c['cell_type'] == 'raw' and src.lstrip().startswith('---'):  # nbdev frontmatter -> title + summary
+                fm = yaml.safe_load(src.strip().strip('-')) or {}
+                text = f"# {fm.get('title', stem)}"
+                if fm.get('description'): text += '\n\n{.description}\n' + ' '.join(str(fm['description']).split())
+                cells.append(_md_cell(text))
+            elif c['cell_type'] == 'markdown':
+                if src.strip().startswith('<!-- WARNING: THIS FILE WAS AUTOGENERATED'): continue
+                cells.append(_md_cell(src))
+            elif c['cell_type'] == 'code':
+                d, code = _directives(src)
+                outs = c.get('outputs', [])
+                if d.get('include') == 'false': continue
+                if d.get('output') == 'false': outs = []
+                if d.get('output') == 'asis':  # Quarto: the markdown output is part of the page (show_doc)
+                    if code and d.get('echo') != 'false': cells.append({**c, 'source': code, 'outputs': []})
+                    for o in outs:
+                        md = o.get('data', {}).get('text/markdown')
+                        if md is not None: cells.append(_md_cell(''.join(md) if isinstance(md, list) else md))
+                    continue
+                if not code and not outs: continue
+                tags = list(c.get('metadata', {}).get('tags', []))
+                if d.get('echo') == 'false': tags.append('remove-input')
+                cells.append({'cell_type': 'code', 'execution_count': None, 'id': c.get('id'), 'metadata': {'tags': tags} if tags else {},
+                              'outputs': outs, 'source': code})
+        for i, c in enumerate(cells):
+            if 'id' not in c or not c['id']: c['id'] = f'{stem}-{i}'
+        nb['cells'] = cells
+        nb['metadata'] = {k: v for k, v in nb.get('metadata', {}).items() if k in ('kernelspec', 'language_info')}
+        return nb
+
+    def stage(self):
+        if self.dst.exists(): shutil.rmtree(self.dst)
+        self.dst.mkdir(parents=True)
+        nbs = {stem: self.convert(nb, stem) for nb, stem in self.pages}
+        from sitehooks import pandoc_slug
+        for stem, nb in nbs.items():  # headings first, so links can be checked against the anchors that exist
+            for c in nb['cells']:
+                if c['cell_type'] == 'markdown':
+                    self.anchors.setdefault(stem, set()).update(pandoc_slug(h) for _, h in _re_heading.findall(_src(c)))
+        for stem, nb in nbs.items():
+            for c in nb['cells']:
+                if c['cell_type'] == 'markdown': c['source'] = self.rewrite(_src(c))
+                for o in c.get('outputs', []):
+                    md = o.get('data', {}).get('text/markdown')
+                    if md is not None: o['data']['text/markdown'] = self.rewrite(''.join(md) if isinstance(md, list) else md)
+            (self.dst/f'{stem}.ipynb').write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
+        return nbs
+
+
+def _pages(cfg, proc):
+    "(processed notebook, page stem) in nbdev's sidebar order; the stem is the Quarto output name (`00_data` -> `data`)."
+    sb = yaml.safe_load((cfg.nbs_path/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    flat = []
+    def walk(items):
+        for it in items:
+            if isinstance(it, str): flat.append(it)
+            elif isinstance(it, dict): walk(it.get('contents', []))
+    walk(sb)
+    res = []
+    for name in flat:
+        if not name.endswith('.ipynb') or not (proc/name).exists(): continue
+        nb = json.loads((proc/name).read_text(encoding='utf-8'))
+        stem = Path(name).stem
+        first = _src(nb['cells'][0]) if nb['cells'] else ''
+        if first.lstrip().startswith('---'):
+            fm = yaml.safe_load(first.strip().strip('-')) or {}
+            stem = Path(fm.get('output-file', name)).stem
+        res.append((name, stem))
+    return res
+
+
+def _api_page(pages, nbs):
+    "api.md: autodoc of every module in the package index, in notebook order, each linked to its chapter."
+    cfg = _cfg()
+    modidx = importlib.import_module(f'{cfg.lib_name}._modidx').d
+    mods = list(modidx['syms'])
+    chapter = {}
+    for nb_name, stem in pages:
+        src = json.loads((cfg.nbs_path/nb_name).read_text(encoding='utf-8'))
+        m = next((re.search(r'^#\|\s*default_exp\s+(\S+)', _src(c), re.M) for c in src['cells'] if c['cell_type'] == 'code'
+                  and re.search(r'^#\|\s*default_exp', _src(c), re.M)), None)
+        if m: chapter[f'{cfg.lib_name}.{m.group(1)}'] = (stem, nbs[stem]['cells'][0]['source'].splitlines()[0].lstrip('# '))
+    order = [m for m, _ in sorted(chapter.items(), key=lambda kv: [s for _, s in pages].index(kv[1][0])) if m in mods]
+    order += sorted(m for m in mods if m not in order)
+    out = ['# API reference', '',
+           '{.description}', 'Everything the package exports, module by module: signatures and docstrings come from the package '
+           'itself, parameter notes from the docments comments in the notebooks. Each module is generated from one notebook.', '']
+    for mod in order:
+        out += [f'## `{mod}`', '']
+        if mod in chapter: out += [f'Written in the chapter [{chapter[mod][1]}]({chapter[mod][0]}.ipynb).', '']
+        out += ['```{eval-rst}', f'.. automodule:: {mod}', '```', '']
+    return '\n'.join(out)
+
+
+def build_offline(out: Path, work: Path):
+    from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
+    from nbdev.serve import proc_nbs
+    cfg = _cfg()
+    t0 = time.time()
+    refresh_quarto_yml()                     # nbs/nbdev.yml from settings.ini, as nbdev_docs does
+    nbdev_sidebar.__wrapped__(path=cfg.nbs_path)  # nbs/sidebar.yml: the page order Quarto would use
+    try: proc = proc_nbs(cfg.nbs_path)       # _proc/: nbdev's own processing (executes import/export cells only)
+    except Exception as e:
+        sys.exit(f"docs: nbdev's notebook processing failed: {e}\n"
+                 "It executes every cell that exports or imports (and nothing else), so an import must sit in a cell of its own, "
+                 "apart from code that needs earlier cells.")
+    t1 = time.time()
+    sys.path.insert(0, str(HERE))
+    pages = _pages(cfg, proc)
+    src = work/'src'
+    nbs = Stager(proc, src, pages).stage()
+    (src/'api.md').write_text(_api_page(pages, nbs), encoding='utf-8')
+    home = next(stem for _, stem in pages if stem == 'index')
+    toc = [stem for _, stem in pages if stem != home] + ['api']
+    nbs[home]['cells'].append(_md_cell('```{toctree}\n:hidden:\n:maxdepth: 2\n\n' + '\n'.join(toc) + '\n```'))
+    (src/f'{home}.ipynb').write_text(json.dumps(nbs[home], indent=1, ensure_ascii=False), encoding='utf-8')
+    tmp_out = work/'html'
+    shutil.rmtree(tmp_out, ignore_errors=True)
+    warn = work/'warnings.txt'
+    r = subprocess.run([sys.executable, '-m', 'sphinx', '-b', 'html', '-E', '-q', '-c', str(HERE), '-d', str(work/'doctrees'),
+                        '-w', str(warn), str(src), str(tmp_out)], cwd=ROOT)
+    if r.returncode: sys.exit(f'sphinx-build failed ({r.returncode}); see {warn}')
+    (tmp_out/'.nojekyll').touch()
+    for f in ('.buildinfo', 'objects.inv'): (tmp_out/f).unlink(missing_ok=True)
+    _check_offline(tmp_out)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(tmp_out, out)
+    w = [l for l in warn.read_text().splitlines() if l.strip()] if warn.exists() else []
+    for l in w: print('  sphinx:', l)
+    print(f'docs: {len(pages)} notebooks + API reference -> {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} '
+          f'(nbdev processing {t1-t0:.0f}s, total {time.time()-t0:.0f}s, {len(w)} Sphinx warnings)')
+
+
+_re_remote = re.compile(r'''<(?:script|link|img|iframe|source|video|audio)\b[^>]*?\b(?:src|href)\s*=\s*["']?(?:https?:)?//''', re.I)
+
+
+def _check_offline(site: Path):
+    "Fail the build if any page loads an asset from another host (the site must render with no network)."
+    bad = [f'{p.relative_to(site)}: {m.group(0)[:120]}' for p in site.rglob('*.html') for m in _re_remote.finditer(p.read_text(encoding='utf-8'))]
+    if bad: sys.exit('docs reference remote assets:\n  ' + '\n  '.join(bad[:20]))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--offline', action='store_true', help='use the offline Sphinx path even where Quarto is installed')
+    p.add_argument('--out', default=None, help='output folder (default: doc_path from settings.ini, _docs/)')
+    a = p.parse_args(argv)
+    os.chdir(ROOT)
+    cfg = _cfg()
+    out = Path(a.out).resolve() if a.out else cfg.config_path/cfg.doc_path.name
+    if shutil.which('quarto') and not a.offline:
+        print('docs: Quarto found, building with nbdev (nbdev_docs pipeline)')
+        return build_quarto(out)
+    print(f'docs: {"--offline" if a.offline else "Quarto not installed"}: rendering nbdev\'s processed notebooks with Sphinx + MyST-NB (offline) into {out.name}/')
+    build_offline(out, cfg.config_path/'build'/'docs')
+
+
+if __name__ == '__main__':
+    main()

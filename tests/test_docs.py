@@ -1,0 +1,234 @@
+"""The docs site as a reader meets it: built by `docs/build.py` (what `make docs` runs), served from 127.0.0.1, read in headless Chromium.
+
+Debian's chromium (/usr/bin/chromium, installed by `make browser`, a prerequisite of `make test`) is driven through Playwright's
+Python package with `executable_path`; Playwright never downloads a browser here. Every request that leaves the local server
+is blocked and counted as a failure, so the pages are checked to render with no network at all.
+"""
+import importlib, inspect, json, re, subprocess, sys, threading, time
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urldefrag, urlparse, unquote
+from urllib.request import urlopen
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path('/usr/bin/chromium')
+FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+         '--disable-component-update', '--disable-sync']
+SHOTS = ROOT/'results'/'screenshots'
+TIMEOUT_MS = 30_000
+LIB = 'customer_segmentation'
+
+
+def _modidx():
+    return importlib.import_module(f'{LIB}._modidx').d['syms']
+
+
+def _public_functions(mod):
+    "Top-level public callables nbdev indexed for `mod` that the module exports (functions and classes, not methods)."
+    syms = _modidx().get(f'{LIB}.{mod}', {})
+    m = importlib.import_module(f'{LIB}.{mod}')
+    names = [k.rsplit('.', 1)[1] for k in syms if k.count('.') == 2 and not k.rsplit('.', 1)[1].startswith('_')]
+    return [n for n in names if n in getattr(m, '__all__', names) and callable(getattr(m, n, None))]
+
+
+def _pages_in_order():
+    "Page stems the notebooks should get, in nbdev's sidebar order: index first, then by file name, numbers dropped (`00_data` -> `data`)."
+    nbs = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb') if p.name != 'index.ipynb')
+    return ['index'] + [re.sub(r'^\d+[a-zA-Z0-9]*_', '', Path(n).stem) for n in nbs]
+
+
+# ------------------------------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    "The site, built from a clean output folder with the offline path (the one this project's machines and CI have)."
+    out = tmp_path_factory.mktemp('docs')/'site'
+    t0 = time.time()
+    r = subprocess.run([sys.executable, str(ROOT/'docs'/'build.py'), '--offline', '--out', str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, f'docs build failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}'
+    print(f'docs build: {time.time()-t0:.1f}s')
+    assert (out/'index.html').is_file()
+    return out
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *a): pass
+
+
+@pytest.fixture(scope='module')
+def server(site):
+    "A static file server on a free localhost port, stopped at the end."
+    httpd = ThreadingHTTPServer(('127.0.0.1', 0), partial(_Quiet, directory=str(site)))
+    th = threading.Thread(target=httpd.serve_forever, kwargs={'poll_interval': 0.1}, daemon=True)
+    th.start()
+    yield f'http://127.0.0.1:{httpd.server_address[1]}/'
+    httpd.shutdown(); httpd.server_close(); th.join(10)
+
+
+@pytest.fixture(scope='module')
+def browser(server, tmp_path_factory):
+    "Headless Debian chromium with a fresh profile; any request not to the local server is aborted and recorded."
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (apt-get install chromium) first")
+    from playwright.sync_api import sync_playwright
+    host = urlparse(server).netloc
+    with sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp('chromium-profile')), executable_path=str(CHROMIUM), headless=True, args=FLAGS,
+            viewport={'width': 1280, 'height': 900}, timeout=60_000)
+        ctx.set_default_timeout(TIMEOUT_MS); ctx.set_default_navigation_timeout(TIMEOUT_MS)
+        ctx.offsite = []
+        def route(r):
+            u = urlparse(r.request.url)
+            if u.scheme in ('data', 'blob') or u.netloc == host: r.continue_()
+            else: ctx.offsite.append(r.request.url); r.abort()
+        ctx.route('**/*', route)
+        try: yield ctx
+        finally: ctx.close()
+
+
+def _visit(ctx, url):
+    "Open `url` in a new tab; what a reader would see go wrong: console errors, page errors, failed or 4xx/5xx requests."
+    page = ctx.new_page()
+    probs = []
+    page.on('console', lambda m: m.type == 'error' and probs.append(f'console: {m.text}'))
+    page.on('pageerror', lambda e: probs.append(f'page error: {e}'))
+    page.on('requestfailed', lambda r: probs.append(f'request failed: {r.url} ({r.failure})'))
+    page.on('response', lambda r: r.status >= 400 and probs.append(f'HTTP {r.status}: {r.url}'))
+    resp = page.goto(url, wait_until='load')
+    if resp is None or resp.status != 200: probs.append(f'HTTP {resp.status if resp else "?"}: {url}')
+    page.wait_for_load_state('networkidle', timeout=TIMEOUT_MS)
+    return page, probs
+
+
+@pytest.fixture(scope='module')
+def crawl(browser, server):
+    "Every page reachable from the home page by internal links: its problems, its links and the ids its anchors can target."
+    t0 = time.time()
+    todo, seen, pages = [server + 'index.html'], set(), {}
+    while todo and len(seen) < 300:
+        url = todo.pop(0)
+        if url in seen: continue
+        seen.add(url)
+        page, probs = _visit(browser, url)
+        links = page.eval_on_selector_all('a[href]', 'els => els.map(e => e.href)')
+        ids = set(page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id)"
+                                ".concat([...document.querySelectorAll('a[name]')].map(e => e.name))"))
+        pages[url] = dict(problems=probs, links=links, ids=ids, title=page.title())
+        page.close()
+        for l in links:
+            base, _ = urldefrag(l)
+            if base.startswith(server) and base not in seen and (base.endswith('.html') or base.endswith('/')):
+                todo.append(base)
+    print(f'browser crawl: {len(pages)} pages in {time.time()-t0:.1f}s')
+    return pages
+
+
+# --------------------------------------------------------------------------------------------------------------- tests
+def test_every_page_loads_with_no_error_and_no_network(crawl, browser):
+    assert len(crawl) >= len(_pages_in_order()) + 1, sorted(crawl)
+    bad = {u: p['problems'] for u, p in crawl.items() if p['problems']}
+    assert not bad, f'pages with console errors or failed requests: {json.dumps(bad, indent=1)}'
+    assert not browser.offsite, f'requests that left the local server (the site must work offline): {browser.offsite}'
+
+
+def test_every_internal_link_resolves(crawl, server):
+    broken, checked = [], {}
+    for src, p in crawl.items():
+        for l in p['links']:
+            if not l.startswith(server): continue
+            base, frag = urldefrag(l)
+            if base in crawl:
+                if frag and unquote(frag) not in crawl[base]['ids']: broken.append(f'{src} -> {l} (no #{frag} on the page)')
+                continue
+            if base not in checked:
+                try:
+                    with urlopen(base, timeout=10) as r: checked[base] = r.status
+                except Exception as e: checked[base] = str(e)
+            if checked[base] != 200: broken.append(f'{src} -> {l} ({checked[base]})')
+    assert not broken, 'broken internal links:\n' + '\n'.join(sorted(set(broken)))
+
+
+def test_one_page_per_notebook_in_order_with_navigation_and_api(browser, server):
+    page, probs = _visit(browser, server + 'index.html')
+    nav = page.eval_on_selector_all('.sidebar-tree a.reference', 'els => els.map(e => e.getAttribute("href"))')
+    page.close()
+    expected = [s for s in _pages_in_order() if s != 'index']
+    got = [Path(urlparse(h).path).stem for h in nav if h and not h.startswith('#')]
+    assert [s for s in got if s in expected] == expected, f'sidebar {got}, notebooks {expected}'
+    assert 'api' in got, f'no API reference in the navigation: {got}'
+
+
+def test_home_page_is_the_readme(browser, server):
+    page, _ = _visit(browser, server + 'index.html')
+    h1 = page.inner_text('article h1')
+    text = page.inner_text('article')
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS/'docs_home.png'), full_page=True)
+    page.close()
+    readme = (ROOT/'README.md').read_text(encoding='utf-8')
+    assert h1.strip().rstrip('#¶ ').strip() in readme.splitlines()[2], (h1, readme.splitlines()[2])
+    for cmd in ('make run', 'make test', 'make docs'): assert cmd in text, f'home page lacks `{cmd}`'
+
+
+def test_eda_page_shows_its_figures(browser, server):
+    eda = [s for s in _pages_in_order() if 'eda' in s]
+    if not eda: pytest.skip('no EDA notebook in nbs/ yet')
+    page, probs = _visit(browser, server + f'{eda[0]}.html')
+    imgs = page.evaluate("() => [...document.querySelectorAll('article img')].map(i => ({src: i.getAttribute('src'), "
+                         "complete: i.complete, w: i.naturalWidth, h: i.naturalHeight}))")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS/'docs_eda.png'), full_page=True)
+    if imgs:  # and one screen as a reader first meets a figure
+        page.locator('article img').first.scroll_into_view_if_needed()
+        page.screenshot(path=str(SHOTS/'docs_eda_figure.png'))
+    page.close()
+    assert not probs, probs
+    assert imgs, 'the EDA page shows no figure (are its outputs committed?)'
+    blank = [i for i in imgs if not (i['complete'] and i['w'] > 0 and i['h'] > 0)]
+    assert not blank, f'figures that did not load: {blank}'
+
+
+def _api_entries(browser, server):
+    page, probs = _visit(browser, server + 'api.html')
+    entries = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('dl.py > dt[id]')]"
+                            ".map(d => [d.id, d.innerText]))")
+    page.close()
+    assert not probs, probs
+    return entries
+
+
+@pytest.mark.parametrize('mod,kind,pattern', [('deploy', 'scoring', r'score'), ('model', 'training', r'train|fit')])
+def test_api_page_lists_the_exported_functions(browser, server, mod, kind, pattern):
+    "The API page has every public exported function of the scoring and training modules, with its signature."
+    if f'{LIB}.{mod}' not in _modidx(): pytest.skip(f'{LIB}.{mod} is not written yet')
+    names = _public_functions(mod)
+    assert any(re.search(pattern, n) for n in names), f'no {kind} function among {LIB}.{mod} exports: {names}'
+    entries = _api_entries(browser, server)
+    missing = [n for n in names if f'{LIB}.{mod}.{n}' not in entries]
+    assert not missing, f'API page lacks {missing} from {LIB}.{mod}'
+    m = importlib.import_module(f'{LIB}.{mod}')
+    for n in names:
+        sig = entries[f'{LIB}.{mod}.{n}']
+        assert n in sig, f'{n}: not named on the API page: {sig!r}'
+        if inspect.isfunction(getattr(m, n)): assert re.search(rf'{n}\s*\(', sig), f'{n}: no signature on the API page: {sig!r}'
+
+
+def test_api_page_covers_every_module(browser, server):
+    entries = _api_entries(browser, server)
+    for full in _modidx():
+        mod = full.split('.', 1)[1]
+        missing = [n for n in _public_functions(mod) if f'{full}.{n}' not in entries]
+        assert not missing, f'API page lacks {missing} from {full}'
+
+
+def test_search_finds_a_function(browser, server):
+    page, probs = _visit(browser, server + 'search.html?q=load_customers')
+    page.wait_for_selector('#search-results li a', timeout=TIMEOUT_MS)
+    hits = page.eval_on_selector_all('#search-results li a', 'els => els.map(e => e.getAttribute("href"))')
+    page.close()
+    assert not probs, probs
+    assert any('data.html' in h or 'api.html' in h for h in hits), hits
