@@ -31,7 +31,7 @@ def test_score_end_to_end(tmp_path):
     r = run('score', FIX/'customers.csv', '-o', out, '--model-dir', ROOT/'saved_model', '--chunk-size', 5,
             '--labeled', FIX/'labeled.csv')
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith('Scored 12 rows of') and 'Known customers: 3 of the IDs' in r.stdout
+    assert r.stdout.startswith('Scored 12 rows of') and 'Known customers: 3 of 12 appear in' in r.stdout
     inp, got = pd.read_csv(FIX/'customers.csv', dtype=str), pd.read_csv(out, dtype=str)
     pd.testing.assert_frame_equal(got[inp.columns], inp)
     assert list(got.columns[len(inp.columns):]) == ['Segmentation', 'prob_A', 'prob_B', 'prob_C', 'prob_D', 'Known_Segmentation']

@@ -59,7 +59,7 @@ def test_papermill_scores_input_into_output(tmp_path):
     assert got[KNOWN_COL].tolist() == ['', 'C', '', '', 'C', '', '', '', 'D', '', '', '']
     nb = json.loads((tmp_path/'run.ipynb').read_text())
     text = ''.join(''.join(o.get('text', '')) for c in nb['cells'] for o in c.get('outputs', []))
-    assert 'Scored 12 rows of' in text and 'Known customers: 3 of the IDs' in text
+    assert 'Scored 12 rows of' in text and 'Known customers: 3 of 12 appear in' in text
     assert any('image/png' in o.get('data', {}) for c in nb['cells'] for o in c.get('outputs', []))
 
 
@@ -146,7 +146,7 @@ def test_known_segmentation_from_labeled_file(tmp_path, model):
     assert {k: v for k, v in known.items() if v} == {'900002': 'C', '900005': 'C', '900009': 'D'}
     assert s.known_matched == 3
     assert s.known_agree == int((got['Segmentation'] == got[KNOWN_COL]).sum())
-    assert 'Known customers: 3 of the IDs appear in' in str(s)
+    assert 'Known customers: 3 of 12 appear in' in str(s)
 
 
 def test_no_known_column_without_labeled_file(tmp_path, model):
