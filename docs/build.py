@@ -214,6 +214,28 @@ def _api_page(pages, nbs):
     return '\n'.join(out)
 
 
+def check_doc_cells(nbs_path: Path):
+    "Every cell, in every notebook, that nbdev's docs processing executes and that fails; one line each."
+    import nbdev.processors as P
+    from execnb.nbio import read_nb
+    bad = []
+    def call(self, cell):  # exec_show_docs.__call__, recording failures instead of stopping at the first
+        if not self.nb.has_docs_ or not hasattr(self, 'k') or not P._do_eval(cell): return
+        self.k.cell(cell)
+        if self.k.exc:
+            first = cell.source.strip().splitlines()[0][:70]
+            bad.append(f'  {self.nb.path_name}: the cell starting {first!r}: {type(self.k.exc).__name__}: {str(self.k.exc)[:100]}')
+            self.k.exc = None
+    P.exec_show_docs.__call__ = call
+    os.environ['IN_TEST'] = '1'
+    for p in sorted(Path(nbs_path).glob('*.ipynb')):
+        nb = read_nb(p)
+        nb.path_name = p.name
+        try: P.FilterDefaults()(nb)
+        except Exception as e: bad.append(f'  {p.name}: {type(e).__name__}: {str(e)[:150]}')
+    return bad
+
+
 def build_offline(out: Path, work: Path):
     from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
     from nbdev.serve import proc_nbs
@@ -223,9 +245,10 @@ def build_offline(out: Path, work: Path):
     nbdev_sidebar.__wrapped__(path=cfg.nbs_path)  # nbs/sidebar.yml: the page order Quarto would use
     try: proc = proc_nbs(cfg.nbs_path)       # _proc/: nbdev's own processing (executes import/export cells only)
     except Exception as e:
-        sys.exit(f"docs: nbdev's notebook processing failed: {e}\n"
-                 "It executes every cell that exports or imports (and nothing else), so an import must sit in a cell of its own, "
-                 "apart from code that needs earlier cells.")
+        print(f"docs: nbdev's notebook processing failed: {str(e).splitlines()[0]}", file=sys.stderr)
+        bad = check_doc_cells(cfg.nbs_path)
+        sys.exit('docs: nbdev executes every cell that exports or imports (an import anywhere in it, even inside a def) '
+                 'and nothing else, so an import must sit in a cell of its own. Cells that fail that way:\n' + '\n'.join(bad))
     t1 = time.time()
     sys.path.insert(0, str(HERE))
     pages = _pages(cfg, proc)
