@@ -29,25 +29,34 @@ __all__ = ['FORMAT_VERSION', 'VERSION_PACKAGES', 'MODEL_FILES', 'VERSION_MUST_MA
 @dataclass
 class NetConfig:
     "Hyperparameters of the two-hidden-layer segment network, its training, and its feature options."
-    widths: tuple = (64, 32)  # units of the two hidden layers
+    widths: tuple = (128, 64)  # units of the two hidden layers
     activation: str = 'relu'  # hidden-layer activation
-    dropout: float = 0.2  # dropout after each hidden layer
-    l2: float = 1e-4  # L2 penalty on every kernel
-    lr: float = 1e-3  # Adam learning rate
+    dropout: float = 0.5  # dropout after each hidden layer
+    l2: float = 1e-3  # L2 penalty on every kernel (the softmax layer's included)
+    lr: float = 2e-3  # Adam learning rate
     batch_size: int = 256  # training batch size
-    epochs: int = 300  # most epochs; early stopping usually ends far sooner
-    patience: int = 20  # epochs without a better validation loss before stopping
-    val_frac: float = 0.15  # share of the training rows held out for early stopping (stratified)
+    epochs: int = 45  # epochs of training (chosen by early stopping on CV folds); the most epochs when val_frac > 0
+    val_frac: float = 0.0  # 0: train on all rows for exactly `epochs`; > 0: hold out this share (stratified) for early stopping
+    patience: int = 20  # with val_frac > 0: epochs without a better validation loss before stopping
     n_seeds: int = 3  # seed-copies of the network trained together and averaged
-    age_spline: bool = True  # add a spline basis of Age (chosen by CV: see the search below and notebook 02)
-    n_knots: int = 6  # knots of that spline
+    age_spline: bool = True  # add a spline basis of Age (chosen by CV: notebook 02)
+    n_knots: int = 10  # knots of that spline
+    other_splines: bool = True  # add spline bases of Work_Experience and Family_Size
+    other_knots: int = 6  # knots of those splines
+    ordinal_spending: bool = True  # add Spending_Score as one ordered number
     seed: int = 42  # seeds weights, dropout, shuffling and the validation split
 
     def __post_init__(self):
         self.widths = tuple(int(w) for w in self.widths)
         if len(self.widths) != 2: raise ValueError(f'the network has exactly two hidden layers; got widths={self.widths}')
         if self.n_seeds < 1: raise ValueError('n_seeds must be at least 1')
-        if not 0 < self.val_frac < 1: raise ValueError('val_frac must be between 0 and 1')
+        if self.epochs < 1: raise ValueError('epochs must be at least 1')
+        if not 0 <= self.val_frac < 1: raise ValueError('val_frac must be 0 (no early stopping) or between 0 and 1')
+
+    @property
+    def early_stopping(self)->bool:
+        "Does training stop early on a held-out validation share (rather than run exactly `epochs` on all rows)?"
+        return self.val_frac > 0
 
     def to_dict(self)->dict:
         "JSON-able dict of the config."
@@ -62,7 +71,8 @@ class NetConfig:
 
     def preprocessor_kwargs(self)->dict:
         "The feature options, as keyword arguments of `build_preprocessor`."
-        return dict(age_spline=self.age_spline, n_knots=self.n_knots)
+        return dict(age_spline=self.age_spline, n_knots=self.n_knots, other_splines=self.other_splines,
+                    other_knots=self.other_knots, ordinal_spending=self.ordinal_spending)
 
 # %% ../nbs/03_modelling.ipynb #faf431cd
 def build_network(n_inputs:int, # width of the preprocessed input
@@ -92,22 +102,25 @@ def _onehot(y:np.ndarray, n:int=len(CLASSES))->np.ndarray: return np.eye(n, dtyp
 def fit_network(X:np.ndarray, # preprocessed training inputs
                 y:np.ndarray, # integer class labels (index into CLASSES)
                 config:NetConfig, # hyperparameters
-                validation:tuple|None=None, # (X_val, y_val); default: a stratified `val_frac` of (X, y)
+                validation:tuple|None=None, # (X_val, y_val) for early stopping; default: a stratified `val_frac` of (X, y) if val_frac > 0
                 log_dir:str|Path|None=None, # TensorBoard log folder (none if None)
                )->tuple:
-    "Train the seed-copies with early stopping on validation loss; returns (ensemble keras.Model, history dict)."
+    "Train the seed-copies (early stopping on validation loss, or exactly `epochs` on all rows); returns (ensemble keras.Model, history dict)."
     X = np.asarray(X, dtype='float32')
-    if validation is None:
+    if validation is not None: Xv, yv = np.asarray(validation[0], dtype='float32'), validation[1]
+    elif config.early_stopping:
         X, Xv, y, yv = train_test_split(X, y, test_size=config.val_frac, stratify=y, random_state=config.seed)
-    else: Xv, yv = np.asarray(validation[0], dtype='float32'), validation[1]
+    else: Xv = yv = None
     train, ens = build_network(X.shape[1], config)
     k = config.n_seeds
-    cbs = [keras.callbacks.EarlyStopping(monitor='val_loss', patience=config.patience, restore_best_weights=True)]
+    cbs = [] if Xv is None else [keras.callbacks.EarlyStopping(monitor='val_loss', patience=config.patience, restore_best_weights=True)]
     if log_dir is not None: cbs.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False))
-    h = train.fit(X, [_onehot(y)] * k, validation_data=(Xv, [_onehot(yv)] * k), epochs=config.epochs,
+    h = train.fit(X, [_onehot(y)] * k, validation_data=None if Xv is None else (Xv, [_onehot(yv)] * k), epochs=config.epochs,
                   batch_size=config.batch_size, callbacks=cbs, shuffle=True, verbose=0)
-    hist = {'loss': [float(v) / k for v in h.history['loss']], 'val_loss': [float(v) / k for v in h.history['val_loss']]}
-    hist['best_epoch'] = int(np.argmin(hist['val_loss'])) + 1
+    hist = {'loss': [float(v) / k for v in h.history['loss']], 'fit_rows': len(X), 'early_stopping': Xv is not None}
+    if Xv is not None:
+        hist['val_loss'] = [float(v) / k for v in h.history['val_loss']]
+        hist['best_epoch'] = int(np.argmin(hist['val_loss'])) + 1
     return ens, hist
 
 # %% ../nbs/03_modelling.ipynb #58475799
@@ -170,8 +183,8 @@ def train_segment_model(df:pd.DataFrame, # labeled customer frame (validate_cust
     meta = {'format_version': FORMAT_VERSION, 'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
             'schema': schema(), 'classes': list(CLASSES), 'config': config.to_dict(), 'seed': config.seed,
             'n_inputs': int(X.shape[1]), 'input_features': [str(n) for n in pre.get_feature_names_out()],
-            'training': {'rows': int(len(df)), 'fit_rows': int(len(df) - round(config.val_frac * len(df))),
-                         'best_epoch': hist['best_epoch'], 'epochs_run': len(hist['loss']),
+            'training': {'rows': int(len(df)), 'fit_rows': hist['fit_rows'], 'early_stopping': hist['early_stopping'],
+                         'best_epoch': hist.get('best_epoch'), 'epochs_run': len(hist['loss']),
                          'seconds': round(time.time() - t0, 1), **(data_info or {})},
             'metrics': metrics or {}, 'versions': package_versions()}
     return SegmentModel(net, pre, meta), hist

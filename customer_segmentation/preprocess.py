@@ -12,13 +12,13 @@ import skops.io as sio
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, SplineTransformer, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, SplineTransformer, StandardScaler
 from .data import (CATEGORICAL_FEATURES, CATEGORY_VALUES, CLASSES, FEATURES, NUMERIC_FEATURES,
                                         TARGET, CustomerDataError)
 
 # %% auto #0
-__all__ = ['MISSING', 'TRUSTED_TYPES', 'prepare_features', 'build_preprocessor', 'PreprocessorLoadError', 'save_preprocessor',
-           'load_preprocessor', 'cv_preprocessor_choice', 'paired_summary']
+__all__ = ['MISSING', 'SPENDING_ORDER', 'TRUSTED_TYPES', 'prepare_features', 'build_preprocessor', 'PreprocessorLoadError',
+           'save_preprocessor', 'load_preprocessor', 'cv_preprocessor_choice', 'paired_summary']
 
 # %% ../nbs/02_preprocessing.ipynb #a5607c59
 MISSING = 'missing'  # the explicit category level for a missing categorical value
@@ -37,13 +37,20 @@ def prepare_features(df:pd.DataFrame, # customer frame with at least the feature
     return pd.DataFrame(out, index=df.index)
 
 # %% ../nbs/02_preprocessing.ipynb #dbab8241
+SPENDING_ORDER = ('Low', 'Average', 'High')  # the order of Spending_Score levels for `ordinal_spending`
+
 def build_preprocessor(features:tuple=FEATURES, # feature columns to use (a subset drops the others)
                        age_spline:bool=False, # add a cubic B-spline basis of Age?
-                       n_knots:int=6, # spline knots (at training quantiles of Age)
+                       n_knots:int=6, # Age spline knots (at training quantiles of Age)
+                       other_splines:bool=False, # add cubic B-spline bases of Work_Experience and Family_Size?
+                       other_knots:int=6, # knots of those splines (evenly spaced over the training range)
+                       ordinal_spending:bool=False, # add Spending_Score as one ordered, standardised number?
                       )->ColumnTransformer:
-    "An unfitted ColumnTransformer: impute + indicate + scale numerics, one-hot categoricals with a missing level."
+    "An unfitted ColumnTransformer: impute + indicate + scale numerics, one-hot categoricals with a missing level, optional extras."
     num = [c for c in NUMERIC_FEATURES if c in features]
     cat = [c for c in CATEGORICAL_FEATURES if c in features]
+    def spline(k, knots): return Pipeline([('impute', SimpleImputer(strategy='median')),
+                                           ('spline', SplineTransformer(n_knots=k, degree=3, knots=knots, extrapolation='constant'))])
     steps = []
     if num: steps.append(('num', Pipeline([('impute', SimpleImputer(strategy='median', add_indicator=True)),
                                            ('scale', StandardScaler())]), num))
@@ -51,10 +58,14 @@ def build_preprocessor(features:tuple=FEATURES, # feature columns to use (a subs
         ('impute', SimpleImputer(strategy='constant', fill_value=MISSING)),
         ('onehot', OneHotEncoder(categories=[[*CATEGORY_VALUES[c], MISSING] for c in cat],
                                  handle_unknown='ignore', sparse_output=False, dtype=np.float32))]), cat))
-    if age_spline and 'Age' in features:
-        steps.append(('age_spline', Pipeline([('impute', SimpleImputer(strategy='median')),
-                                              ('spline', SplineTransformer(n_knots=n_knots, degree=3, knots='quantile',
-                                                                           extrapolation='constant'))]), ['Age']))
+    if age_spline and 'Age' in features: steps.append(('age_spline', spline(n_knots, 'quantile'), ['Age']))
+    other = [c for c in ('Work_Experience', 'Family_Size') if c in features]
+    if other_splines and other: steps.append(('other_splines', spline(other_knots, 'uniform'), other))
+    if ordinal_spending and 'Spending_Score' in features:
+        steps.append(('spending_ordinal', Pipeline([
+            ('ordinal', OrdinalEncoder(categories=[list(SPENDING_ORDER)], handle_unknown='use_encoded_value',
+                                       unknown_value=np.nan, encoded_missing_value=np.nan)),
+            ('impute', SimpleImputer(strategy='median')), ('scale', StandardScaler())]), ['Spending_Score']))
     if not steps: raise ValueError('build_preprocessor needs at least one feature')
     return ColumnTransformer(steps, remainder='drop', sparse_threshold=0.0)
 
