@@ -67,7 +67,7 @@ def build_parser()->argparse.ArgumentParser:
 def _user_errors()->tuple:
     "Exception types that mean a fixable problem with the user's files or model folder (no traceback)."
     errs = [CustomerDataError, OSError]
-    m = sys.modules.get('customer_segmentation.model')  # its ModelLoadError can only come from an imported model module
+    m = sys.modules.get('customer_segmentation.artifact')  # ModelLoadError can only come from an imported artifact module
     if m is not None and hasattr(m, 'ModelLoadError'): errs.append(m.ModelLoadError)
     return tuple(errs)
 

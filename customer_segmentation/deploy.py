@@ -15,6 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from .data import (CATEGORY_VALUES, CLASSES, ID_COL, NUMERIC_FEATURES, TARGET, CustomerDataError,
                                         check_columns, load_customers, required_columns, validate_customers, project_path)
+from .preprocess import _umask
+from .artifact import ModelLoadError, SegmentPredictor, check_parts, read_metadata, read_preprocessor
 
 # %% auto #0
 __all__ = ['PROB_COLS', 'SCORE_COLS', 'KNOWN_COL', 'REJECT_COL', 'DEFAULT_CHUNK_SIZE', 'NA_VALUES', 'score_frame', 'read_header',
@@ -290,9 +292,6 @@ class _AtomicOutput:
         if not self.f.closed: self.f.close()
         if os.path.exists(self.tmp): os.unlink(self.tmp)
 
-def _umask()->int:
-    m = os.umask(0); os.umask(m); return m
-
 # %% ../nbs/04_deploy.ipynb #2d061a6f
 def _softmax(x):
     e = np.exp(x - x.max(axis=-1, keepdims=True))
@@ -374,70 +373,36 @@ class NumpyNetwork:
         return vals[self.output]
 
 # %% ../nbs/04_deploy.ipynb #56cd3654
-class ScoringModel:
-    "The saved model for scoring: its preprocessor and its network evaluated with numpy; the contract of `SegmentModel`."
+class ScoringModel(SegmentPredictor):
+    "The saved model for scoring: its preprocessor and its network evaluated with numpy; the contract of `artifact.SegmentPredictor`."
     def __init__(self, network:NumpyNetwork, preprocessor, metadata:dict, model_dir:Path|None=None):
-        self.network, self.preprocessor, self.metadata, self.model_dir = network, preprocessor, metadata, model_dir
-        self.classes = tuple(metadata.get('classes', CLASSES))
+        super().__init__(network, preprocessor, metadata)
+        self.model_dir = model_dir
 
-    def transform(self, df:pd.DataFrame)->np.ndarray:
-        "The network's float32 inputs for the customers in `df` (the saved preprocessor; nothing is fitted)."
-        from customer_segmentation.preprocess import prepare_features
-        return np.asarray(self.preprocessor.transform(prepare_features(df)), dtype=np.float32)
-
-    def predict_proba(self, df:pd.DataFrame, batch_size:int=65536)->np.ndarray:
-        "Segment probabilities, shape (len(df), 4), columns in `classes` order, rows summing to 1."
-        if len(df) == 0: return np.zeros((0, len(self.classes)))
-        X = self.transform(df)
-        p = np.concatenate([self.network(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]).astype(np.float64)
-        return p / p.sum(1, keepdims=True)
-
-    def predict(self, df:pd.DataFrame)->np.ndarray:
-        "The most probable segment of each customer."
-        return np.asarray(self.classes, dtype=object)[self.predict_proba(df).argmax(1)]
+    def _call(self, X:np.ndarray)->np.ndarray: return self.network(X)
 
     def __repr__(self): return f"ScoringModel({self.model_dir}, numpy network with {len(self.network.steps)} layers)"
 
 # %% ../nbs/04_deploy.ipynb #15662f48
-_FORMAT_VERSION = 1  # the saved-model format this light loader reads (model.FORMAT_VERSION)
-
-def _installed_version(pkg:str)->str|None:
-    from importlib.metadata import version, PackageNotFoundError
-    if pkg == 'python':
-        import platform; return platform.python_version()
-    if pkg == 'customer_segmentation':
-        import customer_segmentation; return customer_segmentation.__version__
-    try: return version(pkg)
-    except PackageNotFoundError: return None
-
-def _light_model(model_dir:Path)->ScoringModel|None:
-    "The model in `model_dir` as a `ScoringModel` if every check passes exactly; None otherwise."
-    import json
-    from customer_segmentation.data import schema
-    try:
-        if not all((model_dir/f).is_file() for f in ('model.keras', 'preprocessor.skops', 'metadata.json')): return None
-        meta = json.loads((model_dir/'metadata.json').read_text(encoding='utf-8'))
-        if (meta.get('format_version') != _FORMAT_VERSION or meta.get('schema') != schema()
-            or list(meta.get('classes', [])) != list(CLASSES) or not meta.get('versions')): return None
-        if any(_installed_version(p) != v for p, v in meta['versions'].items()): return None
-        net = NumpyNetwork.from_keras_file(model_dir/'model.keras')
-        if net is None or net.n_outputs != len(CLASSES): return None
-        from customer_segmentation.preprocess import load_preprocessor
-        pre = load_preprocessor(model_dir/'preprocessor.skops')
-        if len(pre.get_feature_names_out()) != net.n_inputs: return None
-        return ScoringModel(net, pre, meta, model_dir)
-    except Exception: return None
-
 def load_scoring_model(model_dir:str|Path|None=None, # saved model folder (default: the project's saved_model/)
-                       engine:str='auto', # 'auto': numpy when the light checks pass, else Keras; 'keras': always `load_model`
+                       engine:str='auto', # 'auto': numpy when the network has only layers it knows, else Keras; 'keras': always `load_model`
                       ):
-    "A model to score with: a `ScoringModel` (numpy, no TensorFlow) when possible, else `model.load_model`'s `SegmentModel`."
+    "A checked model to score with: a `ScoringModel` (numpy, no TensorFlow) when possible, else `model.load_model`'s `SegmentModel`."
     model_dir = Path(model_dir) if model_dir else project_path('saved_model')
     if engine not in ('auto', 'keras'): raise ValueError(f"engine must be 'auto' or 'keras', got {engine!r}")
-    m = _light_model(model_dir) if engine == 'auto' else None
-    if m is not None: return m
-    from customer_segmentation.model import load_model
-    return load_model(model_dir)
+    net = None
+    if engine == 'auto':
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            meta = read_metadata(model_dir)  # ModelLoadError here needs no TensorFlow
+        net = NumpyNetwork.from_keras_file(model_dir/'model.keras')
+    if net is None:
+        from customer_segmentation.model import load_model
+        return load_model(model_dir)  # runs the same checks (and warns) itself
+    for w in caught: warnings.warn(w.message, stacklevel=2)
+    pre = read_preprocessor(model_dir)
+    check_parts(model_dir, meta, pre, net.n_inputs, net.n_outputs)
+    return ScoringModel(net, pre, meta, model_dir)
 
 # %% ../nbs/04_deploy.ipynb #ac2c364f
 def _show_path(p)->str:

@@ -9,21 +9,19 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 import dataclasses, json, shutil, tempfile, time, warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version as _pkg_version
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import keras
 from sklearn.model_selection import train_test_split
-from .data import CLASSES, FEATURES, TARGET, project_path, schema
-from .preprocess import (PreprocessorLoadError, _umask, build_preprocessor, load_preprocessor,
-                                              prepare_features, save_preprocessor)
+from .data import CLASSES, FEATURES, TARGET, project_path
+from .preprocess import _umask, build_preprocessor, prepare_features, save_preprocessor
+from .artifact import (FORMAT_VERSION, MODEL_FILES, ModelLoadError, ModelVersionWarning, SegmentPredictor,
+                                            check_parts, model_metadata, package_versions, read_metadata, read_preprocessor)
 
 # %% auto #0
-__all__ = ['FORMAT_VERSION', 'VERSION_PACKAGES', 'MODEL_FILES', 'VERSION_MUST_MATCH', 'NetConfig', 'build_network', 'fit_network',
-           'SegmentModel', 'package_versions', 'train_segment_model', 'network_learner', 'ModelLoadError',
-           'ModelVersionWarning', 'save_model', 'check_versions', 'load_model']
+__all__ = ['NetConfig', 'build_network', 'fit_network', 'SegmentModel', 'train_segment_model', 'network_learner', 'save_model',
+           'load_model']
 
 # %% ../nbs/03_modelling.ipynb #22a26e55
 @dataclass
@@ -124,30 +122,13 @@ def fit_network(X:np.ndarray, # preprocessed training inputs
     return ens, hist
 
 # %% ../nbs/03_modelling.ipynb #58475799
-class SegmentModel:
-    "A fitted preprocessor + ensemble network + metadata: predicts segment probabilities for customer frames."
+class SegmentModel(SegmentPredictor):
+    "A fitted preprocessor + ensemble Keras network + metadata: predicts segment probabilities for customer frames."
     def __init__(self, network:keras.Model, preprocessor, metadata:dict):
-        self.network, self.preprocessor, self.metadata = network, preprocessor, metadata
-        self.classes = tuple(metadata.get('classes', CLASSES))
+        super().__init__(network, preprocessor, metadata)
         self.config = NetConfig.from_dict(metadata['config']) if 'config' in metadata else None
 
-    def transform(self, df:pd.DataFrame)->np.ndarray:
-        "The preprocessed float32 inputs of the network for the customers in `df`."
-        return np.asarray(self.preprocessor.transform(prepare_features(df)), dtype='float32')
-
-    def predict_proba(self, df:pd.DataFrame, batch_size:int=65536)->np.ndarray:
-        "Segment probabilities, shape (len(df), 4), columns in `classes` order, rows summing to 1."
-        if len(df) == 0: return np.zeros((0, len(self.classes)))
-        X = self.transform(df)
-        p = np.concatenate([np.asarray(self._call(X[i:i + batch_size])) for i in range(0, len(X), batch_size)])
-        p = p.astype('float64')
-        return p / p.sum(1, keepdims=True)
-
-    def _call(self, x): return self.network(x, training=False)
-
-    def predict(self, df:pd.DataFrame, **kwargs)->np.ndarray:
-        "The most probable segment ('A'..'D') of each customer."
-        return np.asarray(self.classes, dtype=object)[self.predict_proba(df, **kwargs).argmax(1)]
+    def _call(self, X:np.ndarray)->np.ndarray: return np.asarray(self.network(X, training=False))
 
     def __repr__(self):
         m = self.metadata.get('metrics', {}).get('cv', {})
@@ -155,18 +136,6 @@ class SegmentModel:
         return f"SegmentModel({self.network.count_params()} weights, classes {''.join(self.classes)}{acc})"
 
 # %% ../nbs/03_modelling.ipynb #acaa8190
-FORMAT_VERSION = 1
-VERSION_PACKAGES = ('tensorflow', 'keras', 'scikit-learn', 'skops', 'numpy', 'pandas', 'scipy')
-
-def package_versions()->dict:
-    "Installed versions of the packages a saved model depends on (and of this library and Python)."
-    import platform, customer_segmentation
-    out = {}
-    for p in VERSION_PACKAGES:
-        try: out[p] = _pkg_version(p)
-        except PackageNotFoundError: out[p] = None
-    return {**out, 'customer_segmentation': customer_segmentation.__version__, 'python': platform.python_version()}
-
 def train_segment_model(df:pd.DataFrame, # labeled customer frame (validate_customers output)
                         config:NetConfig|None=None, # hyperparameters (default NetConfig())
                         log_dir:str|Path|None=None, # TensorBoard log folder
@@ -180,14 +149,10 @@ def train_segment_model(df:pd.DataFrame, # labeled customer frame (validate_cust
     X = np.asarray(pre.transform(prepare_features(df)), dtype='float32')
     t0 = time.time()
     net, hist = fit_network(X, y, config, log_dir=log_dir)
-    meta = {'format_version': FORMAT_VERSION, 'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-            'schema': schema(), 'classes': list(CLASSES), 'config': config.to_dict(), 'seed': config.seed,
-            'n_inputs': int(X.shape[1]), 'input_features': [str(n) for n in pre.get_feature_names_out()],
-            'training': {'rows': int(len(df)), 'fit_rows': hist['fit_rows'], 'early_stopping': hist['early_stopping'],
-                         'best_epoch': hist.get('best_epoch'), 'epochs_run': len(hist['loss']),
-                         'seconds': round(time.time() - t0, 1), **(data_info or {})},
-            'metrics': metrics or {}, 'versions': package_versions()}
-    return SegmentModel(net, pre, meta), hist
+    training = {'rows': int(len(df)), 'fit_rows': hist['fit_rows'], 'early_stopping': hist['early_stopping'],
+                'best_epoch': hist.get('best_epoch'), 'epochs_run': len(hist['loss']), 'seconds': round(time.time() - t0, 1),
+                **(data_info or {})}
+    return SegmentModel(net, pre, model_metadata(pre, config.to_dict(), training, metrics)), hist
 
 # %% ../nbs/03_modelling.ipynb #e16ee51d
 def network_learner(config:NetConfig, # hyperparameters
@@ -203,14 +168,6 @@ def network_learner(config:NetConfig, # hyperparameters
     return fit
 
 # %% ../nbs/03_modelling.ipynb #636dd5ea
-MODEL_FILES = ('model.keras', 'preprocessor.skops', 'metadata.json')
-
-class ModelLoadError(ValueError):
-    "A saved model that cannot be used: missing files, wrong schema or classes, or incompatible package versions."
-
-class ModelVersionWarning(UserWarning):
-    "A saved model made with slightly different package versions (harmless differences)."
-
 def _write_artifact(model:SegmentModel, d:Path):
     model.network.save(d/'model.keras')
     save_preprocessor(model.preprocessor, d/'preprocessor.skops')
@@ -239,68 +196,15 @@ def save_model(model:SegmentModel, # the model to save
         if old is not None and old.exists(): shutil.rmtree(old)
     return model_dir
 
-# %% ../nbs/03_modelling.ipynb #27cb4c85
-VERSION_MUST_MATCH = {'scikit-learn': 2, 'skops': 2}  # leading version parts that must agree; 1 (major) for the others
-
-def _release(v:str)->tuple:
-    import re
-    m = re.match(r'(\d+)(?:\.(\d+))?(?:\.(\d+))?', str(v))
-    return tuple(int(x) for x in m.groups() if x is not None) if m else ()
-
-def check_versions(saved:dict, # package versions recorded in metadata.json
-                   installed:dict|None=None, # installed versions (default: package_versions())
-                  )->tuple:
-    "(errors, warnings): messages for version differences that matter and for harmless ones."
-    installed = installed or package_versions()
-    errors, warns = [], []
-    for p in VERSION_PACKAGES:
-        s, i = saved.get(p), installed.get(p)
-        if s is None or i is None:
-            warns.append(f'{p}: version {"not recorded in the model" if s is None else "not installed"}'); continue
-        if s == i: continue
-        n = VERSION_MUST_MATCH.get(p, 1)
-        (errors if _release(s)[:n] != _release(i)[:n] else warns).append(f'{p}: model saved with {s}, installed {i}')
-    return errors, warns
-
 # %% ../nbs/03_modelling.ipynb #5244c5aa
-def _schema_diff(saved:dict, current:dict)->list:
-    "Human-readable differences between two `schema()` dicts."
-    out = [f'{k}: model has {saved.get(k)!r}, data has {current.get(k)!r}' for k in ('id', 'target', 'classes') if saved.get(k) != current.get(k)]
-    sf = {f['name']: f for f in saved.get('features', [])}
-    cf = {f['name']: f for f in current.get('features', [])}
-    if list(sf) != list(cf): out.append(f"features: model has {', '.join(sf)}; data has {', '.join(cf)}")
-    for n in sf.keys() & cf.keys():
-        if sf[n] != cf[n]: out.append(f'feature {n}: model has {sf[n]}, data has {cf[n]}')
-    return out
-
 def load_model(model_dir:str|Path|None=None, # folder written by save_model (default: the project's saved_model/)
               )->SegmentModel:
     "Load and check a saved model; raises `ModelLoadError` on anything that would make its predictions wrong."
     model_dir = Path(model_dir) if model_dir else project_path('saved_model')
-    fix = 'Retrain it with `make run` (or train_segment_model + save_model).'
-    if not model_dir.is_dir(): raise ModelLoadError(f'{model_dir}: no saved model folder here. {fix}')
-    missing = [f for f in MODEL_FILES if not (model_dir/f).is_file()]
-    if missing: raise ModelLoadError(f"{model_dir}: missing file(s) {', '.join(missing)}; a saved model has {', '.join(MODEL_FILES)}. {fix}")
-    try: meta = json.loads((model_dir/'metadata.json').read_text(encoding='utf-8'))
-    except (ValueError, UnicodeDecodeError) as e: raise ModelLoadError(f'{model_dir}/metadata.json is not valid JSON ({e}). {fix}') from None
-    lacking = [k for k in ('format_version', 'schema', 'classes', 'config', 'versions') if k not in meta]
-    if lacking: raise ModelLoadError(f"{model_dir}/metadata.json lacks {', '.join(lacking)}. {fix}")
-    if meta['format_version'] != FORMAT_VERSION:
-        raise ModelLoadError(f"{model_dir}: artifact format_version {meta['format_version']!r}, this code reads {FORMAT_VERSION}. {fix}")
-    diff = _schema_diff(meta['schema'], schema())
-    if diff: raise ModelLoadError(f"{model_dir}: the model's input schema differs from this code's data schema: {'; '.join(diff)}. {fix}")
-    if list(meta['classes']) != list(CLASSES):
-        raise ModelLoadError(f"{model_dir}: the model predicts classes {meta['classes']}, expected {list(CLASSES)}. {fix}")
-    errors, warns = check_versions(meta['versions'])
-    if errors: raise ModelLoadError(f"{model_dir}: incompatible package versions: {'; '.join(errors)}. "
-                                    f"Install the recorded versions or {fix[0].lower()}{fix[1:]}")
-    if warns: warnings.warn(f"{model_dir}: package versions differ slightly from the model's: {'; '.join(warns)}", ModelVersionWarning, stacklevel=2)
-    try: pre = load_preprocessor(model_dir/'preprocessor.skops')
-    except PreprocessorLoadError as e: raise ModelLoadError(f'{e}. {fix}') from None
+    meta = read_metadata(model_dir)
+    pre = read_preprocessor(model_dir)
     try: net = keras.models.load_model(model_dir/'model.keras', safe_mode=True, compile=False)
-    except Exception as e: raise ModelLoadError(f'{model_dir}/model.keras cannot be loaded safely ({type(e).__name__}: {e}). {fix}') from None
-    n_pre, n_net = len(pre.get_feature_names_out()), net.input_shape[-1]
-    if n_pre != n_net or net.output_shape[-1] != len(CLASSES):
-        raise ModelLoadError(f'{model_dir}: the parts do not fit: the preprocessor makes {n_pre} inputs, the network takes {n_net} '
-                             f'and gives {net.output_shape[-1]} outputs. {fix}')
+    except Exception as e:
+        raise ModelLoadError(f'{model_dir}/model.keras cannot be loaded safely ({type(e).__name__}: {e}). Retrain it with `make run`.') from None
+    check_parts(model_dir, meta, pre, net.input_shape[-1], net.output_shape[-1])
     return SegmentModel(net, pre, meta)

@@ -313,6 +313,27 @@ def test_harmless_version_difference_scores_with_a_warning(tmp_path):
     assert s.rows == 12 and any('package versions differ slightly' in m for m in w), w
 
 
+
+def test_scoring_loads_and_refuses_models_without_tensorflow(tmp_path):
+    "The numpy engine runs the shared artifact checks itself: a good model loads, and a bad one is refused, with no TensorFlow import."
+    d = _tampered(tmp_path, lambda meta: meta['schema']['features'][0].update(name='Sex'))
+    code = (f"import sys; from customer_segmentation.deploy import load_scoring_model\n"
+            f"m = load_scoring_model({str(MODEL_DIR)!r}); print(type(m).__name__)\n"
+            f"try: load_scoring_model({str(d)!r})\n"
+            f"except Exception as e: print(type(e).__name__, 'Sex' in str(e))\n"
+            f"print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert r.stdout.split('\n')[:3] == ['ScoringModel', 'ModelLoadError True', 'False False'], r.stdout + r.stderr
+
+
+def test_harmless_version_difference_warns_once_and_keeps_numpy(tmp_path):
+    d = _tampered(tmp_path, lambda meta: meta['versions'].update(pandas=meta['versions']['pandas'].split('.')[0] + '.0.0'))
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        m = load_scoring_model(d)
+    assert isinstance(m, ScoringModel)
+    assert [type(x.message).__name__ for x in w] == ['ModelVersionWarning'] and 'pandas' in str(w[0].message)
+
 # --- progress -------------------------------------------------------------------------------------------------------
 
 def test_progress_bar_on_request(tmp_path, model, capsys):

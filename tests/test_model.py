@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from customer_segmentation import artifact as A
 from customer_segmentation import model as M
 from customer_segmentation import preprocess as P
 from customer_segmentation.data import (CATEGORICAL_FEATURES, CATEGORY_VALUES, CLASSES, DATA_FILES, FEATURES, ID_COL,
@@ -133,7 +134,7 @@ def test_tampered_artifacts_are_refused(tiny, tmp_path, case, edit, drop, msg):
 
 def test_patch_version_difference_only_warns(tiny, tmp_path):
     def bump(m):
-        v = M._release(m['versions']['numpy'])
+        v = A._release(m['versions']['numpy'])
         m['versions']['numpy'] = f'{v[0]}.{v[1]}.{v[2] + 1 if len(v) > 2 else 1}'
     d = tampered(tiny[1], tmp_path/'t', bump)
     with pytest.warns(M.ModelVersionWarning, match='numpy'): M.load_model(d)
@@ -149,7 +150,7 @@ def test_invalid_metadata_json(tiny, tmp_path):
 
 FORBIDDEN_MODULES = {'pickle', 'cPickle', 'joblib', 'dill', 'cloudpickle', 'h5py', 'shelve', 'marshal'}
 
-@pytest.mark.parametrize('mod', ['preprocess', 'model'])
+@pytest.mark.parametrize('mod', ['preprocess', 'artifact', 'model'])
 def test_loading_code_uses_no_pickle(mod):
     src = (ROOT/'customer_segmentation'/f'{mod}.py').read_text()
     tree = ast.parse(src)
