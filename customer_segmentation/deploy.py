@@ -381,7 +381,11 @@ class ScoringModel(SegmentPredictor):
 
     def _call(self, X:np.ndarray)->np.ndarray: return self.network(X)
 
-    def __repr__(self): return f"ScoringModel({self.model_dir}, numpy network with {len(self.network.steps)} layers)"
+    def __repr__(self):
+        d = self.model_dir
+        try: d = Path(d).resolve().relative_to(project_path())  # the same on every machine
+        except (TypeError, ValueError): pass
+        return f"ScoringModel({d}, numpy network with {len(self.network.steps)} layers)"
 
 # %% ../nbs/04_deploy.ipynb #15662f48
 def load_scoring_model(model_dir:str|Path|None=None, # saved model folder (default: the project's saved_model/)
