@@ -76,6 +76,7 @@ class NetConfig:
 def build_network(n_inputs:int, # width of the preprocessed input
                   config:NetConfig, # hyperparameters (widths, dropout, l2, lr, n_seeds)
                   n_classes:int=len(CLASSES), # softmax outputs
+                  steps_per_execution:int=1, # training steps per TensorFlow call (fit_network: one epoch's)
                  )->tuple:
     "(training model with one output per seed-copy, ensemble model averaging their softmax outputs); both share weights."
     keras.utils.set_random_seed(config.seed)
@@ -91,7 +92,8 @@ def build_network(n_inputs:int, # width of the preprocessed input
     train = keras.Model(inp, outs, name='segment_net_train')
     avg = keras.layers.Average(name='ensemble_mean')(outs) if len(outs) > 1 else outs[0]
     ens = keras.Model(inp, avg, name='segment_net')
-    train.compile(optimizer=keras.optimizers.Adam(config.lr), loss=['categorical_crossentropy'] * len(outs))
+    train.compile(optimizer=keras.optimizers.Adam(config.lr), loss=['categorical_crossentropy'] * len(outs),
+                  steps_per_execution=steps_per_execution)
     return train, ens
 
 # %% ../nbs/03_modelling.ipynb #591db73f
@@ -109,7 +111,7 @@ def fit_network(X:np.ndarray, # preprocessed training inputs
     elif config.early_stopping:
         X, Xv, y, yv = train_test_split(X, y, test_size=config.val_frac, stratify=y, random_state=config.seed)
     else: Xv = yv = None
-    train, ens = build_network(X.shape[1], config)
+    train, ens = build_network(X.shape[1], config, steps_per_execution=int(np.ceil(len(X) / config.batch_size)))
     k = config.n_seeds
     cbs = [] if Xv is None else [keras.callbacks.EarlyStopping(monitor='val_loss', patience=config.patience, restore_best_weights=True)]
     if log_dir is not None: cbs.append(keras.callbacks.TensorBoard(log_dir=str(log_dir), histogram_freq=0, write_graph=False))
