@@ -16,7 +16,7 @@ import keras
 from sklearn.model_selection import train_test_split
 from .data import CLASSES, FEATURES, TARGET, project_path
 from .preprocess import _umask, build_preprocessor, prepare_features, save_preprocessor
-from .artifact import (FORMAT_VERSION, MODEL_FILES, ModelLoadError, ModelVersionWarning, SegmentPredictor,
+from .artifact import (FORMAT_VERSION, MODEL_FILES, RETRAIN, ModelLoadError, ModelVersionWarning, SegmentPredictor,
                                             check_parts, model_metadata, package_versions, read_metadata, read_preprocessor)
 
 # %% auto #0
@@ -207,6 +207,6 @@ def load_model(model_dir:str|Path|None=None, # folder written by save_model (def
     pre = read_preprocessor(model_dir)
     try: net = keras.models.load_model(model_dir/'model.keras', safe_mode=True, compile=False)
     except Exception as e:
-        raise ModelLoadError(f'{model_dir}/model.keras cannot be loaded safely ({type(e).__name__}: {e}). Retrain it with `make run`.') from None
+        raise ModelLoadError(f'{model_dir}/model.keras cannot be loaded safely ({type(e).__name__}: {e}). {RETRAIN}') from None
     check_parts(model_dir, meta, pre, net.input_shape[-1], net.output_shape[-1])
     return SegmentModel(net, pre, meta)
