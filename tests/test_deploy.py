@@ -45,8 +45,14 @@ class Recording:
 
 # --- the notebook, end to end -------------------------------------------------------------------------------------
 
+def results_state():
+    "Name, size and modification time of every file in the project's results/."
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in (ROOT/'results').iterdir() if p.is_file()}
+
+
 def test_papermill_scores_input_into_output(tmp_path):
     out = tmp_path/'scored.csv'
+    before = results_state()
     cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'04_deploy.ipynb'),
            str(tmp_path/'run.ipynb'), '-p', 'input_path', str(FIX/'customers.csv'), '-p', 'output_path', str(out),
            '-p', 'labeled_path', str(FIX/'labeled.csv'), '-p', 'chunk_size', '5']
@@ -61,6 +67,8 @@ def test_papermill_scores_input_into_output(tmp_path):
     text = ''.join(''.join(o.get('text', '')) for c in nb['cells'] for o in c.get('outputs', []))
     assert 'Scored 12 rows of' in text and 'Known customers: 3 of 12 appear in' in text
     assert any('image/png' in o.get('data', {}) for c in nb['cells'] for o in c.get('outputs', []))
+    assert (tmp_path/'scored_segment_mix.png').stat().st_size > 0  # the figure lands beside the output, named after it
+    assert results_state() == before  # scoring another file leaves the project's results/ as it was
 
 
 # --- the output -----------------------------------------------------------------------------------------------------
