@@ -22,6 +22,14 @@ os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 import numpy as np
 
 
+def write_json(path, doc:dict):
+    "Write `doc` as JSON to `path` atomically (a temporary file beside it, then renamed) and say so."
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix='.part')
+    with os.fdopen(fd, 'w') as f: f.write(json.dumps(doc, indent=1) + '\n')
+    os.replace(tmp, path)
+    print(f'written: {path}')
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--seeds', type=int, nargs='+', default=[42, 43, 44, 45], help='training seeds (NetConfig.seed), one run each')
@@ -68,10 +76,7 @@ def main(argv=None):
     out = a.out or project_path('results', 'cv_estimate.json')
     doc = {'command': ' '.join(['bench/cv_estimate.py', *(argv or [])]), 'data': {'file': 'dataset/train.csv', 'sha256': file_sha256(path), 'rows': len(train)},
            'config': NetConfig().to_dict(), 'folds_seed': 42, 'runs': runs, 'summary': summary}
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(out)), suffix='.part')
-    with os.fdopen(fd, 'w') as f: f.write(json.dumps(doc, indent=1) + '\n')
-    os.replace(tmp, out)
-    print(f'written: {out}')
+    write_json(out, doc)
 
 
 if __name__ == '__main__':

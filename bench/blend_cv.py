@@ -1,0 +1,65 @@
+"""What would averaging the network with gradient boosting score? (not a test; the blend is not what ships)
+
+Cross-validates the shipped network recipe (`NetConfig()`) and the regularised gradient boosting (`HGB_TUNED`) on the
+same folds with the package's own learners, then scores the average of their out-of-fold probabilities, with weight `w`
+on gradient boosting and `1 - w` on the network. Notebook 03 does this on its 5-fold leaderboard; this script adds
+10-fold (models trained on 90% of the rows, closer to the shipped model). Per-fold scores are averaged over folds and
+repeats, and each blend is paired with the network on the same folds. Writes results/blend_cv.json. About 6 minutes.
+
+    .venv/bin/python bench/blend_cv.py              # 5- and 10-fold, 2 repeats, seed 42
+    .venv/bin/python bench/blend_cv.py --k 10 --seed 43
+"""
+from __future__ import annotations
+import argparse, os, time
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
+import numpy as np
+from cv_estimate import write_json  # bench/ is the script's directory, so on sys.path
+
+WEIGHTS = (0, 0.25, 0.5, 0.75, 1)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--k', type=int, nargs='+', default=[5, 10], help='folds of each scheme')
+    ap.add_argument('--repeats', type=int, default=2, help='repeats of each k-fold scheme')
+    ap.add_argument('--seed', type=int, default=42, help="the network's training seed (NetConfig.seed)")
+    ap.add_argument('--out', default=None, help='JSON file to write (default: results/blend_cv.json)')
+    a = ap.parse_args(argv)
+    import dataclasses
+    from customer_segmentation.data import CLASSES, TARGET, file_sha256, load_customers, project_path
+    from customer_segmentation.evaluate import HGB_TUNED, METRICS, cross_validate, cv_folds, hgb_learner, score
+    from customer_segmentation.model import NetConfig, network_learner
+    path = project_path('dataset', 'train.csv')
+    train = load_customers(path)
+    y = np.searchsorted(CLASSES, train[TARGET].to_numpy())
+    config = dataclasses.replace(NetConfig(), seed=a.seed)
+    schemes = []
+    for k in sorted(set(a.k)):
+        folds = cv_folds(y, n_splits=k, n_repeats=a.repeats, seed=42)
+        t0 = time.time()
+        net = cross_validate(network_learner(config), train, y, folds, 'network', n_splits=k)
+        hgb = cross_validate(hgb_learner(**HGB_TUNED), train, y, folds, 'gradient boosting (regularised)', n_splits=k)
+        rows, base = [], None
+        for w in WEIGHTS:
+            P = w * hgb.oof + (1 - w) * net.oof
+            f = {m: np.array([score(y[te], P[i // k][te])[m] for i, (_, te) in enumerate(folds)]) for m in METRICS}
+            base = f if base is None else base
+            d = f['accuracy'] - base['accuracy']
+            rows.append({'hgb_weight': w, **{f'{m}_mean': float(f[m].mean()) for m in METRICS},
+                         'd_accuracy_vs_network': float(d.mean()), 'd_accuracy_se': float(d.std(ddof=1) / np.sqrt(len(d))),
+                         'd_log_loss_vs_network': float((f['log_loss'] - base['log_loss']).mean()),
+                         'folds_better_accuracy': int((d > 0).sum())})
+            print(f"{k:2d}-fold x{a.repeats}, gradient boosting weight {w:4.2f}: accuracy {rows[-1]['accuracy_mean']:.4f} "
+                  f"({rows[-1]['d_accuracy_vs_network']:+.4f} ± {rows[-1]['d_accuracy_se']:.4f} vs network)  "
+                  f"log loss {rows[-1]['log_loss_mean']:.4f}", flush=True)
+        schemes.append({'k': k, 'repeats': a.repeats, 'train_share': 1 - 1 / k, 'seconds': round(time.time() - t0, 1), 'blends': rows})
+    out = a.out or project_path('results', 'blend_cv.json')
+    doc = {'command': ' '.join(['bench/blend_cv.py', *(argv or [])]), 'data': {'file': 'dataset/train.csv', 'sha256': file_sha256(path), 'rows': len(train)},
+           'network_config': config.to_dict(), 'hgb_params': HGB_TUNED, 'folds_seed': 42, 'schemes': schemes}
+    write_json(out, doc)
+
+
+if __name__ == '__main__':
+    import sys
+    main(sys.argv[1:])
