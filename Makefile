@@ -65,7 +65,7 @@ bench: $(STAMP)
 cv-estimate: data
 	$(BIN)/python bench/cv_estimate.py
 
-## blend-cv: what averaging the network with gradient boosting would score, 5- and 10-fold (about 6 minutes; not a test; not shipped)
+## blend-cv: what averaging the network with gradient boosting would score, 5- and 10-fold (about 4 minutes; not a test; not shipped)
 blend-cv: data
 	$(BIN)/python bench/blend_cv.py
 

@@ -4,7 +4,7 @@ Cross-validates the shipped network recipe (`NetConfig()`) and the regularised g
 same folds with the package's own learners, then scores the average of their out-of-fold probabilities, with weight `w`
 on gradient boosting and `1 - w` on the network. Notebook 03 does this on its 5-fold leaderboard; this script adds
 10-fold (models trained on 90% of the rows, closer to the shipped model). Per-fold scores are averaged over folds and
-repeats, and each blend is paired with the network on the same folds. Writes results/blend_cv.json. About 6 minutes.
+repeats, and each blend is paired with the network on the same folds. Writes results/blend_cv.json. About 4 minutes.
 
     .venv/bin/python bench/blend_cv.py              # 5- and 10-fold, 2 repeats, seed 42
     .venv/bin/python bench/blend_cv.py --k 10 --seed 43
@@ -14,7 +14,7 @@ import argparse, os, time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 import numpy as np
-from cv_estimate import write_json  # bench/ is the script's directory, so on sys.path
+from cv_estimate import check_args, write_json  # bench/ is the script's directory, so on sys.path
 
 WEIGHTS = (0, 0.25, 0.5, 0.75, 1)
 
@@ -28,28 +28,28 @@ def main(argv=None):
     a = ap.parse_args(argv)
     import dataclasses
     from customer_segmentation.data import CLASSES, TARGET, file_sha256, load_customers, project_path
-    from customer_segmentation.evaluate import HGB_TUNED, METRICS, cross_validate, cv_folds, hgb_learner, score
+    from customer_segmentation.evaluate import HGB_TUNED, blend, cross_validate, cv_folds, hgb_learner, leaderboard, paired_differences
     from customer_segmentation.model import NetConfig, network_learner
+    check_args(ap, a, project_path('results', 'blend_cv.json'))
     path = project_path('dataset', 'train.csv')
     train = load_customers(path)
     y = np.searchsorted(CLASSES, train[TARGET].to_numpy())
     config = dataclasses.replace(NetConfig(), seed=a.seed)
     schemes = []
-    for k in sorted(set(a.k)):
+    for k in sorted(a.k):
         folds = cv_folds(y, n_splits=k, n_repeats=a.repeats, seed=42)
         t0 = time.time()
         net = cross_validate(network_learner(config), train, y, folds, 'network', n_splits=k)
         hgb = cross_validate(hgb_learner(**HGB_TUNED), train, y, folds, 'gradient boosting (regularised)', n_splits=k)
-        rows, base = [], None
-        for w in WEIGHTS:
-            P = w * hgb.oof + (1 - w) * net.oof
-            f = {m: np.array([score(y[te], P[i // k][te])[m] for i, (_, te) in enumerate(folds)]) for m in METRICS}
-            base = f if base is None else base
-            d = f['accuracy'] - base['accuracy']
-            rows.append({'hgb_weight': w, **{f'{m}_mean': float(f[m].mean()) for m in METRICS},
-                         'd_accuracy_vs_network': float(d.mean()), 'd_accuracy_se': float(d.std(ddof=1) / np.sqrt(len(d))),
-                         'd_log_loss_vs_network': float((f['log_loss'] - base['log_loss']).mean()),
-                         'folds_better_accuracy': int((d > 0).sum())})
+        blends = [blend(net, hgb, y, folds, w, f'gradient boosting weight {w:g}', n_splits=k) for w in WEIGHTS]
+        board = leaderboard(blends)
+        diffs = paired_differences(blends, blends[0].name)[['d_accuracy', 'd_accuracy_se', 'd_log_loss']].reindex(board.index, fill_value=0.0)  # the network against itself: 0
+        rows = []
+        for w, b in zip(WEIGHTS, blends):
+            rows.append({'hgb_weight': w, **{c: float(board.loc[b.name, c]) for c in board.columns if c.endswith(('_mean', '_std'))},
+                         'd_accuracy_vs_network': float(diffs.loc[b.name, 'd_accuracy']), 'd_accuracy_se': float(diffs.loc[b.name, 'd_accuracy_se']),
+                         'd_log_loss_vs_network': float(diffs.loc[b.name, 'd_log_loss']),
+                         'folds_better_accuracy': int((b.folds['accuracy'] > net.folds['accuracy']).sum())})
             print(f"{k:2d}-fold x{a.repeats}, gradient boosting weight {w:4.2f}: accuracy {rows[-1]['accuracy_mean']:.4f} "
                   f"({rows[-1]['d_accuracy_vs_network']:+.4f} ± {rows[-1]['d_accuracy_se']:.4f} vs network)  "
                   f"log loss {rows[-1]['log_loss_mean']:.4f}", flush=True)

@@ -30,6 +30,16 @@ def write_json(path, doc:dict):
     print(f'written: {path}')
 
 
+def check_args(ap, a, default_out:str):
+    "Refuse bad arguments before any minutes of compute: fewer than 2 folds, repeated values, an output folder that does not exist."
+    if min(a.k) < 2: ap.error(f'--k: each scheme needs at least 2 folds, got {min(a.k)}')
+    for name in ('k', 'seeds'):
+        v = getattr(a, name, None)
+        if v is not None and len(set(v)) != len(v): ap.error(f'--{name}: each value once, got {" ".join(map(str, v))}')
+    folder = os.path.dirname(os.path.abspath(a.out or default_out))
+    if not os.path.isdir(folder): ap.error(f'--out: folder {folder} does not exist; create it or write elsewhere')
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--seeds', type=int, nargs='+', default=[42, 43, 44, 45], help='training seeds (NetConfig.seed), one run each')
@@ -38,13 +48,13 @@ def main(argv=None):
     ap.add_argument('--out', default=None, help='JSON file to write (default: results/cv_estimate.json)')
     a = ap.parse_args(argv)
     from customer_segmentation.data import CLASSES, TARGET, file_sha256, load_customers, project_path
+    check_args(ap, a, project_path('results', 'cv_estimate.json'))
     from customer_segmentation.evaluate import METRICS, cross_validate, cv_folds
     from customer_segmentation.model import NetConfig, network_learner
     path = project_path('dataset', 'train.csv')
     train = load_customers(path)
     y = np.searchsorted(CLASSES, train[TARGET].to_numpy())
-    if min(a.k) < 2: ap.error('--k: each scheme needs at least 2 folds')
-    schemes = {k: cv_folds(y, n_splits=k, n_repeats=a.repeats, seed=42) for k in sorted(set(a.k))}
+    schemes = {k: cv_folds(y, n_splits=k, n_repeats=a.repeats, seed=42) for k in sorted(a.k)}
     runs = []
     for seed in a.seeds:
         config = dataclasses.replace(NetConfig(), seed=seed)

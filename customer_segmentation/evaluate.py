@@ -19,8 +19,8 @@ from .preprocess import build_preprocessor, prepare_features
 
 # %% auto #0
 __all__ = ['METRICS', 'HGB_TUNED', 'score', 'cv_folds', 'majority_learner', 'logreg_learner', 'hgb_frame', 'hgb_learner',
-           'CVResult', 'cross_validate', 'leaderboard', 'paired_differences', 'plot_leaderboard', 'plot_confusion',
-           'per_class_scores', 'reliability']
+           'CVResult', 'cross_validate', 'leaderboard', 'paired_differences', 'blend', 'plot_leaderboard',
+           'plot_confusion', 'per_class_scores', 'reliability']
 
 # %% ../nbs/02a_evaluation.ipynb #9d34735e
 METRICS = ('accuracy', 'macro_f1', 'log_loss')
@@ -142,6 +142,24 @@ def paired_differences(results:list, reference:str)->pd.DataFrame:
             row.update({f'd_{m}': d.mean(), f'd_{m}_se': se, f'{m}_beyond_2se': bool(abs(d.mean()) > 2 * se)})
         rows.append(row)
     return pd.DataFrame(rows).set_index('model')
+
+# %% ../nbs/02a_evaluation.ipynb #b1e4d0b2
+def blend(a:CVResult, # one model's cross-validation
+          b:CVResult, # another's, on the same folds
+          y:np.ndarray, # integer labels
+          folds:list, # the folds both were scored on
+          w:float, # weight on `b`; `a` gets 1 - w
+          name:str='', # model name for tables (default: says what is blended)
+          n_splits:int=5, # folds per repeat
+         )->CVResult:
+    "Cross-validation of the average (1 - w) x `a` + w x `b` of two models' out-of-fold probabilities on the same folds."
+    if a.oof.shape != b.oof.shape or len(a.folds) != len(folds) or len(b.folds) != len(folds):
+        raise ValueError(f'blend: {a.name!r} and {b.name!r} must be scored on the same folds (out-of-fold shapes {a.oof.shape} and {b.oof.shape}, {len(folds)} folds given)')
+    if not 0 <= w <= 1: raise ValueError(f'blend: weight w must be between 0 and 1, got {w}')
+    oof = (1 - w) * a.oof + w * b.oof
+    rows = [{'repeat': i // n_splits, 'fold': i, **score(y[te], oof[i // n_splits, te]),
+             'seconds': a.folds['seconds'].iloc[i] + b.folds['seconds'].iloc[i]} for i, (_, te) in enumerate(folds)]
+    return CVResult(name or f'{1 - w:g} x {a.name} + {w:g} x {b.name}', pd.DataFrame(rows), oof)
 
 # %% ../nbs/02a_evaluation.ipynb #1d2a4dd3
 def plot_leaderboard(board:pd.DataFrame, axes=None):
