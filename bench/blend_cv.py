@@ -10,30 +10,24 @@ repeats, and each blend is paired with the network on the same folds. Writes res
     .venv/bin/python bench/blend_cv.py --k 10 --seed 43
 """
 from __future__ import annotations
-import argparse, os, time
+import os, time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 import numpy as np
-from cv_estimate import check_args, write_json  # bench/ is the script's directory, so on sys.path
+from cv_common import fold_parser, parse_checked, training_data, write_json  # bench/ is the script's directory, so on sys.path
 
 WEIGHTS = (0, 0.25, 0.5, 0.75, 1)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--k', type=int, nargs='+', default=[5, 10], help='folds of each scheme')
-    ap.add_argument('--repeats', type=int, default=2, help='repeats of each k-fold scheme')
+    ap = fold_parser(__doc__)
     ap.add_argument('--seed', type=int, default=42, help="the network's training seed (NetConfig.seed)")
-    ap.add_argument('--out', default=None, help='JSON file to write (default: results/blend_cv.json)')
-    a = ap.parse_args(argv)
+    from customer_segmentation.data import project_path
+    a = parse_checked(ap, argv, project_path('results', 'blend_cv.json'))
     import dataclasses
-    from customer_segmentation.data import CLASSES, TARGET, file_sha256, load_customers, project_path
     from customer_segmentation.evaluate import HGB_TUNED, blend, cross_validate, cv_folds, hgb_learner, leaderboard, paired_differences
     from customer_segmentation.model import NetConfig, network_learner
-    check_args(ap, a, project_path('results', 'blend_cv.json'))
-    path = project_path('dataset', 'train.csv')
-    train = load_customers(path)
-    y = np.searchsorted(CLASSES, train[TARGET].to_numpy())
+    train, y, data = training_data()
     config = dataclasses.replace(NetConfig(), seed=a.seed)
     schemes = []
     for k in sorted(a.k):
@@ -54,10 +48,9 @@ def main(argv=None):
                   f"({rows[-1]['d_accuracy_vs_network']:+.4f} ± {rows[-1]['d_accuracy_se']:.4f} vs network)  "
                   f"log loss {rows[-1]['log_loss_mean']:.4f}", flush=True)
         schemes.append({'k': k, 'repeats': a.repeats, 'train_share': 1 - 1 / k, 'seconds': round(time.time() - t0, 1), 'blends': rows})
-    out = a.out or project_path('results', 'blend_cv.json')
-    doc = {'command': ' '.join(['bench/blend_cv.py', *(argv or [])]), 'data': {'file': 'dataset/train.csv', 'sha256': file_sha256(path), 'rows': len(train)},
+    doc = {'command': ' '.join(['bench/blend_cv.py', *(argv or [])]), 'data': data,
            'network_config': config.to_dict(), 'hgb_params': HGB_TUNED, 'folds_seed': 42, 'schemes': schemes}
-    write_json(out, doc)
+    write_json(a.out, doc)
 
 
 if __name__ == '__main__':

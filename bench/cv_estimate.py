@@ -16,44 +16,21 @@ to results/cv_estimate.json (or `--out`). About 4 minutes per seed draw on 2 cor
     .venv/bin/python bench/cv_estimate.py --k 20 --out results/cv_estimate_20fold.json   # 95% of rows (about 20 minutes)
 """
 from __future__ import annotations
-import argparse, dataclasses, json, os, tempfile, time
+import dataclasses, os, time
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '0')
 import numpy as np
-
-
-def write_json(path, doc:dict):
-    "Write `doc` as JSON to `path` atomically (a temporary file beside it, then renamed) and say so."
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix='.part')
-    with os.fdopen(fd, 'w') as f: f.write(json.dumps(doc, indent=1) + '\n')
-    os.replace(tmp, path)
-    print(f'written: {path}')
-
-
-def check_args(ap, a, default_out:str):
-    "Refuse bad arguments before any minutes of compute: fewer than 2 folds, repeated values, an output folder that does not exist."
-    if min(a.k) < 2: ap.error(f'--k: each scheme needs at least 2 folds, got {min(a.k)}')
-    for name in ('k', 'seeds'):
-        v = getattr(a, name, None)
-        if v is not None and len(set(v)) != len(v): ap.error(f'--{name}: each value once, got {" ".join(map(str, v))}')
-    folder = os.path.dirname(os.path.abspath(a.out or default_out))
-    if not os.path.isdir(folder): ap.error(f'--out: folder {folder} does not exist; create it or write elsewhere')
+from cv_common import fold_parser, parse_checked, training_data, write_json  # bench/ is the script's directory, so on sys.path
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap = fold_parser(__doc__)
     ap.add_argument('--seeds', type=int, nargs='+', default=[42, 43, 44, 45], help='training seeds (NetConfig.seed), one run each')
-    ap.add_argument('--repeats', type=int, default=2, help='repeats of each k-fold scheme')
-    ap.add_argument('--k', type=int, nargs='+', default=[5, 10], help='folds of each scheme (each model trains on 1 - 1/k of the rows)')
-    ap.add_argument('--out', default=None, help='JSON file to write (default: results/cv_estimate.json)')
-    a = ap.parse_args(argv)
-    from customer_segmentation.data import CLASSES, TARGET, file_sha256, load_customers, project_path
-    check_args(ap, a, project_path('results', 'cv_estimate.json'))
+    from customer_segmentation.data import project_path
+    a = parse_checked(ap, argv, project_path('results', 'cv_estimate.json'))
     from customer_segmentation.evaluate import METRICS, cross_validate, cv_folds
     from customer_segmentation.model import NetConfig, network_learner
-    path = project_path('dataset', 'train.csv')
-    train = load_customers(path)
-    y = np.searchsorted(CLASSES, train[TARGET].to_numpy())
+    train, y, data = training_data()
     schemes = {k: cv_folds(y, n_splits=k, n_repeats=a.repeats, seed=42) for k in sorted(a.k)}
     runs = []
     for seed in a.seeds:
@@ -83,10 +60,9 @@ def main(argv=None):
               f"(from {s['accuracy_min']:.4f} to {s['accuracy_max']:.4f}), log loss {s['log_loss_mean_over_seeds']:.4f}")
     for name, v in summary.items():
         if 'minus' in name: print(f"{name}, same seed: {v['mean']:+.4f} (per seed: {', '.join(f'{x:+.4f}' for x in v['per_seed'])})")
-    out = a.out or project_path('results', 'cv_estimate.json')
-    doc = {'command': ' '.join(['bench/cv_estimate.py', *(argv or [])]), 'data': {'file': 'dataset/train.csv', 'sha256': file_sha256(path), 'rows': len(train)},
+    doc = {'command': ' '.join(['bench/cv_estimate.py', *(argv or [])]), 'data': data,
            'config': NetConfig().to_dict(), 'folds_seed': 42, 'runs': runs, 'summary': summary}
-    write_json(out, doc)
+    write_json(a.out, doc)
 
 
 if __name__ == '__main__':
