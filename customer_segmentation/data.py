@@ -11,10 +11,9 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['ID_COL', 'TARGET', 'CLASSES', 'CATEGORY_VALUES', 'INTEGER_FEATURES', 'FLOAT_FEATURES', 'NUMERIC_FEATURES',
-           'CATEGORICAL_FEATURES', 'FEATURES', 'DATA_FILES', 'KAGGLE_DATASET', 'feature_kind', 'schema', 'project_root',
-           'project_path', 'CustomerDataError', 'file_sha256', 'default_mirror', 'how_to_get_data', 'fetch_data',
-           'required_columns', 'check_columns', 'unseen_categories', 'validate_customers', 'read_customers_csv',
-           'load_customers']
+           'CATEGORICAL_FEATURES', 'FEATURES', 'MISSING', 'DATA_FILES', 'KAGGLE_DATASET', 'feature_kind', 'schema',
+           'CustomerDataError', 'file_sha256', 'default_mirror', 'how_to_get_data', 'fetch_data', 'required_columns',
+           'check_columns', 'unseen_categories', 'validate_customers', 'read_customers_csv', 'load_customers']
 
 # %% ../nbs/00_data.ipynb #2ce6dbe4
 ID_COL = 'ID'
@@ -35,6 +34,7 @@ NUMERIC_FEATURES = INTEGER_FEATURES + FLOAT_FEATURES
 CATEGORICAL_FEATURES = tuple(CATEGORY_VALUES)
 FEATURES = ('Gender', 'Ever_Married', 'Age', 'Graduated', 'Profession',
             'Work_Experience', 'Spending_Score', 'Family_Size', 'Var_1')
+MISSING = 'missing'  # the one level that stands for a missing categorical value, wherever one is needed
 
 # %% ../nbs/00_data.ipynb #aa7e9612
 def feature_kind(col:str)->str:
@@ -52,19 +52,7 @@ def schema()->dict:
                          for c in FEATURES]}
 
 # %% ../nbs/00_data.ipynb #be870021
-def project_root(start:str|Path|None=None, # folder to search upwards from (default: the working directory)
-                )->Path:
-    "The nearest folder at or above `start` whose `settings.ini` names this library; `start` itself if there is none."
-    start = Path(start or Path.cwd()).resolve()
-    for d in (start, *start.parents):
-        ini = d/'settings.ini'
-        if ini.is_file() and 'lib_name = customer_segmentation' in ini.read_text(encoding='utf-8', errors='ignore'):
-            return d
-    return start
-
-def project_path(*parts:str)->Path:
-    "A path under the project root, e.g. `project_path('dataset', 'train.csv')`."
-    return project_root().joinpath(*parts)
+from .files import project_root, project_path  # where the files live: see the Files chapter
 
 # %% ../nbs/00_data.ipynb #c68f414d
 DATA_FILES = {
