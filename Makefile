@@ -5,23 +5,49 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-NOTEBOOKS := 00_data 01_eda 02_preprocessing 03_modelling 04_deploy
+# make run executes NOTEBOOKS in this order (each writes what it finds to results/; 04_deploy, the scoring job, last).
+# LIBRARY_NOTEBOOKS are chapters that only define and test code: make test runs them (nbdev_test), make run does not.
+# Research notebooks (nbs/research/) are in neither: they are run by hand (see each one's summary). tests/test_repo.py
+# checks that every numbered notebook is in exactly one list.
+NOTEBOOKS := 00_data 01_eda 02a_preprocessing 03_modelling 04_deploy
+LIBRARY_NOTEBOOKS := 00a_files 00b_report 00c_fetch 02_evaluation 02b_artifact 04a_customer_files 04b_numpy_engine 04c_formats 04d_scoring_rules 05_cli 06_drift
+# nbdev_test skips folders matching this (nbdev's default, plus research/)
+NBTEST_SKIP := ^([_.]|research$$)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS := 0
 export PYTHONHASHSEED := 0
 
-.PHONY: setup data run test readme docs browser bench cv-estimate blend-cv clean-runs
+.PHONY: setup hooks data run test readme docs browser bench cv-estimate blend-cv clean-runs bench-drift
 
-## setup: create .venv with the package (editable) and its dev dependencies
+## setup: create .venv with the package (editable) and its dev dependencies, and install nbdev's hooks (make hooks)
 setup: $(STAMP)
+	@$(MAKE) --no-print-directory hooks
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,train]'
 	touch $@
 
+## hooks: in a git checkout, nbdev's hooks: JupyterLab cleans notebooks when it saves them (nbdev_install_hooks, with
+## jupyter_hooks = True in settings.ini), git cleans them when they are committed (a clean filter cleaning as nbdev_clean does: outputs
+## kept, execution counts and kernel metadata dropped; tests/nbclean.py) and merges them with nbdev_merge, each from .venv
+## (no activated environment needed). Anywhere else it only says so.
+HOOK_CLEAN := $(BIN)/python tests/nbclean.py
+hooks:
+	@if [ "$$(git rev-parse --show-toplevel 2>/dev/null)" != "$$(pwd -P)" ]; then \
+	  echo "hooks: not a git checkout: nbdev's git hooks not installed"; \
+	elif [ "$$(git config --local --get filter.nbdev-clean.clean)" = "$(HOOK_CLEAN)" ] \
+	     && grep -qs nbdev_clean_jupyter "$${HOME:-/nonexistent}/.jupyter/jupyter_server_config.py"; then :; \
+	elif PATH="$(abspath $(BIN)):$$PATH" $(BIN)/nbdev_install_hooks >/dev/null; then \
+	  git config --local filter.nbdev-clean.clean "$(HOOK_CLEAN)"; \
+	  git config --local merge.nbdev-merge.driver "$(BIN)/nbdev_merge %O %A %B %P"; \
+	  printf '#!/bin/bash\n%s/nbdev_trust\n' "$(BIN)" > "$$(git rev-parse --git-path hooks)/post-merge"; \
+	  grep -qxF '*.ipynb filter=nbdev-clean' .gitattributes 2>/dev/null || echo '*.ipynb filter=nbdev-clean' >> .gitattributes; \
+	  echo "hooks: notebooks are cleaned when JupyterLab saves them and when git commits them"; \
+	else echo "hooks: nbdev_install_hooks failed: notebooks are not cleaned at save or commit (make test still checks them)" >&2; fi
+
 ## data: copy and verify the CSVs into dataset/
-data: $(STAMP)
+data: setup
 	$(BIN)/custseg data fetch
 
 ## run: the main job, every notebook executed in order with papermill (executed copies in runs/); it ends by
@@ -29,7 +55,6 @@ data: $(STAMP)
 run: data
 	mkdir -p runs results
 	for nb in $(filter-out 04_deploy,$(NOTEBOOKS)); do \
-	  [ -f nbs/$$nb.ipynb ] || continue; \
 	  echo "== $$nb"; \
 	  $(BIN)/papermill --cwd nbs --log-level WARNING nbs/$$nb.ipynb runs/$$nb.ipynb; \
 	done
@@ -41,11 +66,13 @@ run: data
 
 ## test: all tests: notebooks under nbdev_test, pytest (incl. export/clean checks, the docs site in headless Chromium)
 test: data browser
-	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/nbdev_test --n_workers 2 --skip_folder_re '$(NBTEST_SKIP)'
 	$(BIN)/python -m pytest tests -q
 
-## readme: regenerate README.md from nbs/index.ipynb (Quarto-free; tests check they agree)
+## readme: re-execute nbs/index.ipynb (its tables and figures come from results/) and write README.md from it (tests check they agree)
 readme: $(STAMP)
+	cd nbs && ../$(BIN)/jupyter nbconvert --to notebook --execute --inplace --log-level WARN index.ipynb
+	$(BIN)/nbdev_clean --fname nbs/index.ipynb
 	$(BIN)/python tests/readme.py --write
 
 ## docs: build the docs site into _docs/ (nbdev_docs where Quarto is installed, else Sphinx + MyST-NB offline; docs/build.py)
@@ -60,6 +87,10 @@ browser:
 ## bench: speed and peak memory of batch scoring at 10^4, 10^5, 10^6 rows vs the original approach (minutes; not a test)
 bench: $(STAMP)
 	$(BIN)/python bench/score_speed.py
+
+## bench-drift: what the drift check costs a scoring run of 10^6 rows, with and without it, medians (a few minutes; not a test)
+bench-drift: $(STAMP)
+	$(BIN)/python bench/drift_cost.py
 
 ## cv-estimate: the network's CV accuracy over 4 training-seed draws, 5-fold and 10-fold (about 17 minutes; not a test)
 cv-estimate: data

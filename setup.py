@@ -1,7 +1,9 @@
 """Classic nbdev 2 setup.py: every setting comes from settings.ini (the template's pkg_resources import is left out)."""
 from configparser import ConfigParser
-import shlex
+import shlex, shutil
+from pathlib import Path
 import setuptools
+from setuptools.command.build_py import build_py
 
 config = ConfigParser(delimiters=['='])
 config.read('settings.ini', encoding='utf-8')
@@ -22,8 +24,21 @@ if cfg.get('pip_requirements'): requirements += shlex.split(cfg.get('pip_require
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), cfg['license'])
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
+train_requirements = shlex.split(cfg.get('train_requirements', ''))
+
+class build_py_with_model(build_py):
+    "Ship the trained model: the files of saved_model/ go into the wheel as customer_segmentation/saved_model/."
+    def run(self):
+        super().run()
+        src = Path(__file__).resolve().parent/'saved_model'
+        if not self.dry_run and src.is_dir():
+            dst = Path(self.build_lib)/cfg['lib_name']/'saved_model'
+            dst.mkdir(parents=True, exist_ok=True)
+            for f in src.iterdir():
+                if f.is_file() and not f.name.startswith('.'): shutil.copyfile(f, dst/f.name)
 
 setuptools.setup(
+    cmdclass={'build_py': build_py_with_model},
     name=cfg['lib_name'],
     license=lic,
     classifiers=[
@@ -35,7 +50,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements, 'train': train_requirements},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),

@@ -2,9 +2,10 @@
 
 Cross-validates the shipped network recipe (`NetConfig()`) and the regularised gradient boosting (`HGB_TUNED`) on the
 same folds with the package's own learners, then scores the average of their out-of-fold probabilities, with weight `w`
-on gradient boosting and `1 - w` on the network. Notebook 03 does this on its 5-fold leaderboard; this script adds
-10-fold (models trained on 90% of the rows, closer to the shipped model). Per-fold scores are averaged over folds and
-repeats, and each blend is paired with the network on the same folds. Writes results/blend_cv.json. About 4 minutes.
+on gradient boosting and `1 - w` on the network, at 5-fold (the leaderboard's folds) and 10-fold (models trained on 90% of
+the rows, closer to the shipped model). Per-fold scores are averaged over folds and repeats, and each blend is paired with
+the network on the same folds. Writes results/blend_cv.json, which nbs/research/expected_accuracy.ipynb renders. About 4
+minutes.
 
     .venv/bin/python bench/blend_cv.py              # 5- and 10-fold, 2 repeats, seed 42
     .venv/bin/python bench/blend_cv.py --k 10 --seed 43
@@ -22,7 +23,7 @@ WEIGHTS = (0, 0.25, 0.5, 0.75, 1)
 def main(argv=None):
     ap = fold_parser(__doc__)
     ap.add_argument('--seed', type=int, default=42, help="the network's training seed (NetConfig.seed)")
-    from customer_segmentation.data import project_path
+    from customer_segmentation.files import project_path
     a = parse_checked(ap, argv, project_path('results', 'blend_cv.json'))
     import dataclasses
     from customer_segmentation.evaluate import HGB_TUNED, blend, cross_validate, cv_folds, hgb_learner, leaderboard, paired_differences

@@ -1,7 +1,7 @@
 """What the cross-validation scripts (cv_estimate.py, blend_cv.py) share: fold arguments checked before any compute,
 the labeled training data, and atomic JSON output. Imports no TensorFlow."""
 from __future__ import annotations
-import argparse, json, os, tempfile
+import argparse, json, os
 import numpy as np
 
 
@@ -30,18 +30,15 @@ def parse_checked(ap:argparse.ArgumentParser, argv, default_out:str)->argparse.N
 
 def training_data()->tuple:
     "(customer frame, integer labels, facts about the file for the JSON record) of dataset/train.csv."
-    from customer_segmentation.data import CLASSES, TARGET, file_sha256, load_customers, project_path
+    from customer_segmentation.data import CLASSES, TARGET, file_sha256, load_customers
+    from customer_segmentation.files import project_path
     path = project_path('dataset', 'train.csv')
     train = load_customers(path)
     return train, np.searchsorted(CLASSES, train[TARGET].to_numpy()), {'file': 'dataset/train.csv', 'sha256': file_sha256(path), 'rows': len(train)}
 
 
 def write_json(path, doc:dict):
-    "Write `doc` as JSON to `path` atomically (a temporary file beside it, then renamed) and say so."
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix='.part')
-    try:
-        with os.fdopen(fd, 'w') as f: f.write(json.dumps(doc, indent=1) + '\n')
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.unlink(tmp)
+    "Write `doc` as JSON to `path` atomically (`files.atomic_write`: nothing is left behind on failure) and say so."
+    from customer_segmentation.files import atomic_write
+    with atomic_write(path) as f: f.write(json.dumps(doc, indent=1) + '\n')
     print(f'written: {path}')

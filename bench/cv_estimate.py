@@ -3,7 +3,7 @@
 Re-measures the shipped recipe (`NetConfig()` defaults) by cross-validation under two schemes, for several draws of the
 network's training seed (`NetConfig.seed`), with the package's own `network_learner` and `cross_validate`:
 
-- 5-fold x R: models trained on 80% of the rows, the leaderboard's scheme (notebook 03);
+- 5-fold x R: models trained on 80% of the rows, the leaderboard's scheme (nbs/03_modelling.ipynb);
 - 10-fold x R: models trained on 90% of the rows, a closer estimate of the shipped model, which trains on all rows;
 - optionally 20-fold x R (`--k 20`): models trained on 95% of the rows, closer still.
 
@@ -12,7 +12,7 @@ draws is the part of the noise that comes from training. Prints one line per run
 to results/cv_estimate.json (or `--out`). About 4 minutes per seed draw on 2 cores for 5 and 10 folds, 5 for 20 folds.
 
     .venv/bin/python bench/cv_estimate.py                          # seeds 42 43 44 45, 5 and 10 folds, 2 repeats (about 17 minutes)
-    .venv/bin/python bench/cv_estimate.py --seeds 42 --repeats 1   # seed 42 is the notebook's: same numbers as its run
+    .venv/bin/python bench/cv_estimate.py --seeds 42 --repeats 1   # seed 42 is the leaderboard's: the same 5-fold numbers
     .venv/bin/python bench/cv_estimate.py --k 20 --out results/cv_estimate_20fold.json   # 95% of rows (about 20 minutes)
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from cv_common import fold_parser, parse_checked, training_data, write_json  # b
 def main(argv=None):
     ap = fold_parser(__doc__)
     ap.add_argument('--seeds', type=int, nargs='+', default=[42, 43, 44, 45], help='training seeds (NetConfig.seed), one run each')
-    from customer_segmentation.data import project_path
+    from customer_segmentation.files import project_path
     a = parse_checked(ap, argv, project_path('results', 'cv_estimate.json'))
     from customer_segmentation.evaluate import METRICS, cross_validate, cv_folds
     from customer_segmentation.model import NetConfig, network_learner

@@ -6,7 +6,7 @@ tests/readme.py). Where it is not (this project's machines), it takes the notebo
 with Sphinx + MyST-NB (stored outputs, never re-executed), adds an API reference from the package (autodoc), and writes a
 static site that needs no network. Usage: `python docs/build.py [--offline] [--out DIR]`.
 """
-import argparse, html, importlib, json, os, re, shutil, subprocess, sys, time
+import argparse, html, importlib, json, os, posixpath, re, shutil, subprocess, sys, time
 from pathlib import Path
 
 import yaml
@@ -23,16 +23,16 @@ def _cfg():
 def build_quarto(out: Path):
     "nbdev_docs without its README step (README.md comes from tests/readme.py, and nbdev_readme would overwrite it)."
     from nbdev.quarto import _pre_docs
+    from customer_segmentation.files import atomic_path
     cache, cfg, _ = _pre_docs()
     subprocess.run(['quarto', 'render', '--no-cache'], cwd=cache, check=True)
-    shutil.rmtree(out, ignore_errors=True)
-    shutil.move(str(cache/cfg.doc_path.name), str(out))
+    with atomic_path(out) as tmp: shutil.copytree(cache/cfg.doc_path.name, tmp)
 
 
 # ---------------------------------------------------------------- staging: nbdev's _proc notebooks -> MyST-NB sources
 _re_md_link = re.compile(r'(!?)\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^)\s]+)\)(\{[^}\n]*\})?')
 _re_heading = re.compile(r'^(#{1,6})\s+(.+?)\s*#*\s*$', re.M)
-_re_nb_name = re.compile(r'^(?:\./)?([^/#?]+)\.ipynb(#.*)?$')
+_re_nb_link = re.compile(r'^(?![a-z][\w+.-]*:|/)([^#?]+\.ipynb)(#.*)?$', re.I)  # a relative link to a notebook
 
 
 def _src(cell): return ''.join(cell.get('source', '')) if isinstance(cell.get('source'), list) else cell.get('source', '')
@@ -61,17 +61,32 @@ def _link_html(text, href, cls='reference internal'):
 
 
 class Stager:
-    "Turns nbdev's processed notebooks into MyST-NB sources, with every nbdev/Quarto link pointed inside the site."
+    """Turns nbdev's processed notebooks into MyST-NB sources, with every nbdev/Quarto link pointed inside the site.
+
+    A page is named by its docname: the Quarto output name, in the notebook's folder (`00_data.ipynb` -> `data`,
+    `research/x.ipynb` -> `research/x`). A link in one notebook to another (`[Data](00_data.ipynb)`, `../03_modelling.ipynb#x`)
+    becomes a link to that page, relative to the page it is on."""
     def __init__(self, proc: Path, dst: Path, pages):
-        self.proc, self.dst, self.pages = proc, dst, pages  # pages: [(source notebook name, output page stem)]
+        self.proc, self.dst, self.pages = proc, dst, pages  # pages: [(source notebook name, docname)]
         cfg = _cfg()
         self.doc_url = (cfg.get('doc_host', '') + cfg.get('doc_baseurl', '')).rstrip('/') + '/'
         self.src_url = f"{cfg.get('git_url', '').rstrip('/')}/blob/{cfg.get('branch', 'main')}/"
         self.lib = cfg.lib_name
-        self.stem_of = {nb: stem for nb, stem in pages}
-        self.stems = {stem for _, stem in pages}
+        self.doc_of = {nb: doc for nb, doc in pages}
+        self.docs = {doc for _, doc in pages}
         self.modidx = importlib.import_module(f'{self.lib}._modidx').d
-        self.anchors = {}  # page stem -> heading anchors on that page
+        self.anchors = {}  # docname -> heading anchors on that page
+        self.cur = None    # (notebook name, docname) of the page being rewritten
+
+    def rel(self, doc, suffix='.ipynb'):
+        "Link from the current page to page `doc` (a docname, or 'api')."
+        here = posixpath.dirname(self.cur[1]) if self.cur else ''
+        return posixpath.relpath(doc, here or '.') + suffix
+
+    def unresolved(self, text, url):
+        "A link to a notebook that is not a page of the site: shown as its text, and reported."
+        self.missing.append(f'{self.cur[0] if self.cur else "?"}: [{text}]({url})')
+        return text
 
     def symbol_for(self, page, anchor):
         "Fully qualified name of the public symbol (one the API page documents) that nbdev links as `page.html#anchor`."
@@ -92,26 +107,30 @@ class Stager:
         if url.startswith(self.doc_url):  # nbdev doc link to one of our pages
             rest = url[len(self.doc_url):]
             page, _, anchor = rest.partition('#')
-            stem = page[:-5] if page.endswith('.html') else page
-            if stem in self.stems:
-                if not anchor: return f'[{text}]({stem}.ipynb)'
-                if anchor in self.anchors.get(stem, ()): return f'[{text}]({stem}.ipynb#{anchor})'
-                full = self.symbol_for(stem, anchor)
-                if full: return _link_html(text, f'api.html#{full}')
+            doc = page[:-5] if page.endswith('.html') else page
+            if doc in self.docs:
+                if not anchor: return f'[{text}]({self.rel(doc)})'
+                if anchor in self.anchors.get(doc, ()): return f'[{text}]({self.rel(doc)}#{anchor})'
+                full = self.symbol_for(doc, anchor)
+                if full: return _link_html(text, self.rel('api', '.html') + f'#{full}')
                 return text  # a private helper: documented nowhere, so shown without a link
             return m.group(0)
-        nm = _re_nb_name.match(url)
-        if nm and nm.group(1) in self.stem_of:  # [..](01_eda.ipynb#x) between notebooks
-            return f'[{text}]({self.stem_of[nm.group(1)]}.ipynb{nm.group(2) or ""})'
+        nm = _re_nb_link.match(url)
+        if nm:  # [..](01_eda.ipynb#x), [..](../03_modelling.ipynb) between notebooks
+            here = posixpath.dirname(self.cur[0]) if self.cur else ''
+            name = posixpath.normpath(posixpath.join(here, nm.group(1)))
+            if name not in self.doc_of: return self.unresolved(text, url)
+            return f'[{text}]({self.rel(self.doc_of[name])}{nm.group(2) or ""})'
         return m.group(0) if not attrs else f'[{text}]({url})'
 
-    def rewrite(self, md):
+    def rewrite(self, md, cur=None):
+        self.cur = cur
         md = _re_md_link.sub(self.link, md)
         # a [source] link belongs to the show_doc heading that follows it: point it at viewcode's block for that object
         def src(m):
             path, rest = m.group(1), md[m.end():]
             h = _re_heading.search(rest)
-            href = f'_modules/{path[:-3]}.html' + (f'#{h.group(2).strip()}' if h else '')
+            href = self.rel(f'_modules/{path[:-3]}', '.html') + (f'#{h.group(2).strip()}' if h else '')
             return f'<a class="reference internal nbdev-source" href="{html.escape(href)}">[source]</a>'
         return re.sub('\x00SRC([^\x00]+)\x00', src, md)
 
@@ -145,7 +164,7 @@ class Stager:
                 cells.append({'cell_type': 'code', 'execution_count': None, 'id': c.get('id'), 'metadata': {'tags': tags} if tags else {},
                               'outputs': outs, 'source': code})
         for i, c in enumerate(cells):
-            if 'id' not in c or not c['id']: c['id'] = f'{stem}-{i}'
+            if 'id' not in c or not c['id']: c['id'] = f'{stem.replace("/", "-")}-{i}'
         nb['cells'] = cells
         nb['metadata'] = {k: v for k, v in nb.get('metadata', {}).items() if k in ('kernelspec', 'language_info')}
         return nb
@@ -153,24 +172,28 @@ class Stager:
     def stage(self):
         if self.dst.exists(): shutil.rmtree(self.dst)
         self.dst.mkdir(parents=True)
-        nbs = {stem: self.convert(nb, stem) for nb, stem in self.pages}
+        self.missing = []
+        nbs = {doc: self.convert(nb, doc) for nb, doc in self.pages}
         from sitehooks import pandoc_slug
-        for stem, nb in nbs.items():  # headings first, so links can be checked against the anchors that exist
+        for doc, nb in nbs.items():  # headings first, so links can be checked against the anchors that exist
             for c in nb['cells']:
                 if c['cell_type'] == 'markdown':
-                    self.anchors.setdefault(stem, set()).update(pandoc_slug(h) for _, h in _re_heading.findall(_src(c)))
-        for stem, nb in nbs.items():
+                    self.anchors.setdefault(doc, set()).update(pandoc_slug(h) for _, h in _re_heading.findall(_src(c)))
+        for (name, doc), nb in zip(self.pages, nbs.values()):
             for c in nb['cells']:
-                if c['cell_type'] == 'markdown': c['source'] = self.rewrite(_src(c))
+                if c['cell_type'] == 'markdown': c['source'] = self.rewrite(_src(c), (name, doc))
                 for o in c.get('outputs', []):
                     md = o.get('data', {}).get('text/markdown')
-                    if md is not None: o['data']['text/markdown'] = self.rewrite(''.join(md) if isinstance(md, list) else md)
-            (self.dst/f'{stem}.ipynb').write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
+                    if md is not None: o['data']['text/markdown'] = self.rewrite(''.join(md) if isinstance(md, list) else md, (name, doc))
+            out = self.dst/f'{doc}.ipynb'
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
+        self.cur = None
         return nbs
 
 
 def _pages(cfg, proc):
-    "(processed notebook, page stem) in nbdev's sidebar order; the stem is the Quarto output name (`00_data` -> `data`)."
+    "(processed notebook, docname) in nbdev's sidebar order; the docname is the Quarto output name in the notebook's folder."
     sb = yaml.safe_load((cfg.nbs_path/'sidebar.yml').read_text())['website']['sidebar']['contents']
     flat = []
     def walk(items):
@@ -187,7 +210,7 @@ def _pages(cfg, proc):
         if first.lstrip().startswith('---'):
             fm = yaml.safe_load(first.strip().strip('-')) or {}
             stem = Path(fm.get('output-file', name)).stem
-        res.append((name, stem))
+        res.append((name, posixpath.join(posixpath.dirname(name), stem)))
     return res
 
 
@@ -214,6 +237,11 @@ def _api_page(pages, nbs):
     return '\n'.join(out)
 
 
+_DOC_CELLS = ("docs: nbdev's docs processing runs every cell that exports or imports (an import anywhere in it, even inside a def) "
+              "and no other, so an import must sit in a cell of its own (with the notebook's other imports, in a `#| hide` cell near the top). "
+              "Cells that fail that way:\n")
+
+
 def check_doc_cells(nbs_path: Path):
     "Every cell, in every notebook, that nbdev's docs processing executes and that fails; one line each."
     import nbdev.processors as P
@@ -228,9 +256,10 @@ def check_doc_cells(nbs_path: Path):
             self.k.exc = None
     P.exec_show_docs.__call__ = call
     os.environ['IN_TEST'] = '1'
-    for p in sorted(Path(nbs_path).glob('*.ipynb')):
+    for p in sorted(Path(nbs_path).rglob('*.ipynb')):
+        if any(part.startswith(('_', '.')) for part in p.relative_to(nbs_path).parts): continue
         nb = read_nb(p)
-        nb.path_name = p.name
+        nb.path_name = str(p.relative_to(nbs_path))
         try: P.FilterDefaults()(nb)
         except Exception as e: bad.append(f'  {p.name}: {type(e).__name__}: {str(e)[:150]}')
     return bad
@@ -246,18 +275,22 @@ def build_offline(out: Path, work: Path):
     try: proc = proc_nbs(cfg.nbs_path)       # _proc/: nbdev's own processing (executes import/export cells only)
     except Exception as e:
         print(f"docs: nbdev's notebook processing failed: {str(e).splitlines()[0]}", file=sys.stderr)
-        bad = check_doc_cells(cfg.nbs_path)
-        sys.exit('docs: nbdev executes every cell that exports or imports (an import anywhere in it, even inside a def) '
-                 'and nothing else, so an import must sit in a cell of its own. Cells that fail that way:\n' + '\n'.join(bad))
+        sys.exit(_DOC_CELLS + '\n'.join(check_doc_cells(cfg.nbs_path)))
     t1 = time.time()
     sys.path.insert(0, str(HERE))
     pages = _pages(cfg, proc)
     src = work/'src'
-    nbs = Stager(proc, src, pages).stage()
+    stager = Stager(proc, src, pages)
+    nbs = stager.stage()
+    if stager.missing:
+        sys.exit('docs: links to notebooks that are not in nbs/ (renamed?); link to an existing one, e.g. [Data](00_data.ipynb):\n  '
+                 + '\n  '.join(stager.missing))
     (src/'api.md').write_text(_api_page(pages, nbs), encoding='utf-8')
-    home = next(stem for _, stem in pages if stem == 'index')
-    toc = [stem for _, stem in pages if stem != home] + ['api']
-    nbs[home]['cells'].append(_md_cell('```{toctree}\n:hidden:\n:maxdepth: 2\n\n' + '\n'.join(toc) + '\n```'))
+    home = next(doc for _, doc in pages if doc == 'index')
+    chapters = [doc for _, doc in pages if doc != home and '/' not in doc] + ['api']
+    studies = [doc for _, doc in pages if '/' in doc]  # nbs/research/: the studies behind the design
+    for caption, docs in (('Chapters', chapters), ('Research', studies)):
+        if docs: nbs[home]['cells'].append(_md_cell(f'```{{toctree}}\n:hidden:\n:maxdepth: 2\n:caption: {caption}\n\n' + '\n'.join(docs) + '\n```'))
     (src/f'{home}.ipynb').write_text(json.dumps(nbs[home], indent=1, ensure_ascii=False), encoding='utf-8')
     tmp_out = work/'html'
     shutil.rmtree(tmp_out, ignore_errors=True)
@@ -267,13 +300,32 @@ def build_offline(out: Path, work: Path):
     if r.returncode: sys.exit(f'sphinx-build failed ({r.returncode}); see {warn}')
     (tmp_out/'.nojekyll').touch()
     for f in ('.buildinfo', 'objects.inv'): (tmp_out/f).unlink(missing_ok=True)
+    _fix_source_links(tmp_out)
     _check_offline(tmp_out)
-    shutil.rmtree(out, ignore_errors=True)
-    shutil.copytree(tmp_out, out)
+    from customer_segmentation.files import atomic_path
+    with atomic_path(out) as tmp: shutil.copytree(tmp_out, tmp)  # a reader of _docs/ never sees half a site
     w = [l for l in warn.read_text().splitlines() if l.strip()] if warn.exists() else []
     for l in w: print('  sphinx:', l)
     print(f'docs: {len(pages)} notebooks + API reference -> {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} '
           f'(nbdev processing {t1-t0:.0f}s, total {time.time()-t0:.0f}s, {len(w)} Sphinx warnings)')
+
+
+_re_source_link = re.compile(r'(<a class="reference internal nbdev-source" href=")([^"#]+)#([^"]+)(")')
+
+
+def _fix_source_links(site: Path):
+    "A [source] link to an object viewcode has no anchor for (a method added with fastcore's `@patch`) points at its class, or the module."
+    ids = {p.resolve(): set(re.findall(r'\bid="([^"]+)"', p.read_text(encoding='utf-8'))) for p in (site/'_modules').rglob('*.html')}
+    for page in site.rglob('*.html'):
+        text = page.read_text(encoding='utf-8')
+        def fix(m):
+            have = ids.get((page.parent/m.group(2)).resolve())
+            if have is None or m.group(3) in have: return m.group(0)
+            parts = m.group(3).split('.')
+            while parts and '.'.join(parts) not in have: parts.pop()
+            return m.group(1) + m.group(2) + ('#' + '.'.join(parts) if parts else '') + m.group(4)
+        new = _re_source_link.sub(fix, text)
+        if new != text: page.write_text(new, encoding='utf-8')
 
 
 _re_remote = re.compile(r'''<(?:script|link|img|iframe|source|video|audio)\b[^>]*?\b(?:src|href)\s*=\s*["']?(?:https?:)?//''', re.I)
@@ -289,9 +341,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--offline', action='store_true', help='use the offline Sphinx path even where Quarto is installed')
     p.add_argument('--out', default=None, help='output folder (default: doc_path from settings.ini, _docs/)')
+    p.add_argument('--check', action='store_true', help="only run the cells nbdev's docs processing runs, and list those that fail")
     a = p.parse_args(argv)
     os.chdir(ROOT)
     cfg = _cfg()
+    if a.check:
+        bad = check_doc_cells(cfg.nbs_path)
+        if bad: sys.exit(_DOC_CELLS + '\n'.join(bad))
+        return print("docs: every cell nbdev's docs processing runs succeeds")
     out = Path(a.out).resolve() if a.out else cfg.config_path/cfg.doc_path.name
     if shutil.which('quarto') and not a.offline:
         print('docs: Quarto found, building with nbdev (nbdev_docs pipeline)')

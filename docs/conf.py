@@ -51,3 +51,4 @@ html_copy_source = False
 html_show_sourcelink = False
 html_last_updated_fmt = None
 html_theme_options = {'navigation_with_keys': True, 'top_of_page_buttons': []}
+nb_render_markdown_format = 'myst'  # a `#| echo: false` cell's Markdown output (tables, links to chapters) renders like the prose

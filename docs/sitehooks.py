@@ -1,4 +1,5 @@
-"""Small Sphinx hooks for the offline docs site: Quarto-compatible heading anchors, and nbdev docments in autodoc."""
+"""Small Sphinx hooks for the offline docs site: Quarto-compatible heading anchors, nbdev docments in autodoc, figures that
+open at full size."""
 import re, inspect
 
 
@@ -21,6 +22,15 @@ def _docments_lines(obj):
         doc = ' '.join(str(doc).split())
         lines.append(f':returns: {doc}' if name == 'return' else f':param {name}: {doc}')
     return lines
+
+
+_re_glued_code = re.compile(r'(?<=\w)(`[^`\s][^`]*`)|(`[^`\s][^`]*`)(?=\w)')
+
+
+def md_code_spans(app, what, name, obj, options, lines):
+    "Docstrings are Markdown: a code span glued to a word (\"`Path`s\") is valid there, but not in reST; part them as reST allows."
+    for i, l in enumerate(lines):
+        lines[i] = _re_glued_code.sub(lambda m: f'\\ {m.group(1)}' if m.group(1) else f'{m.group(2)}\\ ', l)
 
 
 def add_docments(app, what, name, obj, options, lines):
@@ -46,7 +56,22 @@ def _visit_displaymath(self, node):
     raise nodes.SkipNode
 
 
+_re_img = re.compile(r'(<a\b[^>]*>\s*)?(<img\b[^>]*?\bsrc="([^"]+)"[^>]*>)')
+
+
+def link_figures(app, pagename, templatename, context, doctree):
+    "Each image of a page not already in a link becomes a link to its own file: a click opens the figure at full size."
+    body = context.get('body')
+    if not body: return
+    def wrap(m):
+        if m.group(1): return m.group(0)
+        return f'<a class="reference external image-full" href="{m.group(3)}" title="Open the figure at full size">{m.group(2)}</a>'
+    context['body'] = _re_img.sub(wrap, body)
+
+
 def setup(app):
     app.add_html_math_renderer('plain', (_visit_math, None), (_visit_displaymath, None))
+    app.connect('html-page-context', link_figures)
+    app.connect('autodoc-process-docstring', md_code_spans)
     app.connect('autodoc-process-docstring', add_docments)
     return {'parallel_read_safe': True, 'parallel_write_safe': True}

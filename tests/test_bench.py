@@ -43,3 +43,11 @@ def test_training_data_and_json(tmp_path):
     cv_common.write_json(out, {'data': data})
     assert json.loads(out.read_text()) == {'data': data}
     assert [p.name for p in tmp_path.iterdir()] == ['r.json']  # no temporary file left behind
+
+
+def test_failed_json_write_leaves_nothing(tmp_path):
+    out = tmp_path/'r.json'
+    out.write_text('{"old": 1}\n')
+    with pytest.raises(TypeError): cv_common.write_json(out, {'not json': object()})
+    assert json.loads(out.read_text()) == {'old': 1}  # the old file is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ['r.json']  # and no temporary file is left

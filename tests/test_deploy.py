@@ -10,6 +10,7 @@ import pytest
 from customer_segmentation.data import CLASSES, CustomerDataError, project_path
 from customer_segmentation.deploy import (KNOWN_COL, PROB_COLS, REJECT_COL, SCORE_COLS, ScoringModel, iter_csv_chunks,
                                           load_scoring_model, score_csv, score_frame)
+from helpers import score
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT/'tests'/'fixtures'
@@ -22,17 +23,20 @@ def read_text_csv(path):
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
-def score(inp, out, **kw):
-    "score_csv with warnings recorded: (summary, [warning messages])."
-    with warnings.catch_warnings(record=True) as w:
-        warnings.simplefilter('always')
-        s = score_csv(inp, out, **kw)
-    return s, [str(x.message) for x in w if issubclass(x.category, UserWarning)]
+
+
+def with_ranges(m):
+    "`m` with the training ranges in its metadata, as save_model records them (added here when the saved copy predates them)."
+    if not m.metadata.get('training_ranges'):
+        from customer_segmentation.artifact import training_ranges
+        from customer_segmentation.data import load_customers
+        m.metadata['training_ranges'] = training_ranges(load_customers(project_path('dataset', 'train.csv')))
+    return m
 
 
 @pytest.fixture(scope='module')
 def model():
-    return load_scoring_model(MODEL_DIR)
+    return with_ranges(load_scoring_model(MODEL_DIR))
 
 
 class Recording:
@@ -64,11 +68,32 @@ def test_papermill_scores_input_into_output(tmp_path):
     pd.testing.assert_frame_equal(got[inp.columns], inp)
     assert got[KNOWN_COL].tolist() == ['', 'C', '', '', 'C', '', '', '', 'D', '', '', '']
     nb = json.loads((tmp_path/'run.ipynb').read_text())
-    text = ''.join(''.join(o.get('text', '')) for c in nb['cells'] for o in c.get('outputs', []))
-    assert 'Scored 12 rows of' in text and 'Known customers: 3 of 12 appear in' in text
+    outputs = [o for c in nb['cells'] for o in c.get('outputs', [])]
+    text = ''.join(''.join(o.get('text', '')) + ''.join(o.get('data', {}).get('text/markdown', '')) for o in outputs)
+    assert 'Scored 12 customers of' in text and 'Known customers: 3 of 12 appear in' in text  # the summary, as Markdown
     assert any('image/png' in o.get('data', {}) for c in nb['cells'] for o in c.get('outputs', []))
     assert (tmp_path/'scored_segment_mix.png').stat().st_size > 0  # the figure lands beside the output, named after it
     assert results_state() == before  # scoring another file leaves the project's results/ as it was
+
+
+def test_papermill_refuses_an_unknown_parameter(tmp_path):
+    "A misspelt parameter fails the run, naming it, the closest parameter and all of them; nothing is scored."
+    out = tmp_path/'scored.csv'
+    cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'04_deploy.ipynb'),
+           str(tmp_path/'run.ipynb'), '-p', 'input_csv', str(FIX/'customers.csv'), '-p', 'output_path', str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'IN_TEST': ''}, timeout=300)
+    assert r.returncode != 0
+    assert "unknown parameter(s) 'input_csv' (did you mean 'input_path'?); this notebook's parameters are input_path, output_path" in r.stderr
+    assert not out.exists() and not (tmp_path/'scored_segment_mix.png').exists()
+
+
+def test_parameters_cell_defines_the_job_parameters():
+    import ast
+    from customer_segmentation.deploy import JOB_PARAMETERS
+    nb = json.loads((ROOT/'nbs'/'04_deploy.ipynb').read_text())
+    cell, = [c for c in nb['cells'] if 'parameters' in c['metadata'].get('tags', [])]
+    names = [t.id for n in ast.parse(''.join(cell['source'])).body for t in n.targets]
+    assert tuple(names) == JOB_PARAMETERS
 
 
 # --- the output -----------------------------------------------------------------------------------------------------
@@ -349,3 +374,33 @@ def test_progress_bar_on_request(tmp_path, model, capsys):
     assert 'scoring customers.csv' in capsys.readouterr().err
     score(FIX/'customers.csv', tmp_path/'o.csv', model=model)  # small file: no bar by default
     assert capsys.readouterr().err == ''
+
+
+# --- one validation core: the pandas loader and the streaming scorer word each problem alike ------------------------
+
+@pytest.mark.parametrize('fixture', ['bad_age.csv', 'negative_family.csv', 'missing_column.csv'])
+def test_both_readers_give_the_same_error(tmp_path, model, fixture):
+    from customer_segmentation.data import load_customers
+    with pytest.raises(CustomerDataError) as pandas_way: load_customers(FIX/fixture, labeled=False)
+    with pytest.raises(CustomerDataError) as streaming: score_csv(FIX/fixture, tmp_path/'o.csv', model=model)
+    assert str(pandas_way.value) == str(streaming.value)  # (a file of many chunks: the counts of the chunk that stops the run)
+
+
+def test_both_readers_refuse_bad_headers_alike(tmp_path, model):
+    from customer_segmentation.data import load_customers
+    (tmp_path/'empty.csv').write_text('')
+    (tmp_path/'twice.csv').write_text('ID,ID\n1,2\n')
+    for f in ('empty.csv', 'twice.csv', 'absent.csv'):
+        with pytest.raises(CustomerDataError) as pandas_way: load_customers(tmp_path/f, labeled=False)
+        with pytest.raises(CustomerDataError) as streaming: score_csv(tmp_path/f, tmp_path/'o.csv', model=model)
+        assert str(pandas_way.value) == str(streaming.value)
+
+
+@pytest.mark.parametrize('fixture', ['unseen.csv', 'duplicates.csv'])
+def test_both_readers_give_the_same_warnings(tmp_path, model, fixture):
+    from customer_segmentation.data import load_customers
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        load_customers(FIX/fixture, labeled=False)
+    _, streamed = score(FIX/fixture, tmp_path/'o.csv', model=model, chunk_size=2)  # counted across chunks
+    assert streamed and sorted(str(x.message) for x in w) == sorted(streamed)

@@ -2,7 +2,10 @@
 
 Debian's chromium (/usr/bin/chromium, installed by `make browser`, a prerequisite of `make test`) is driven through Playwright's
 Python package with `executable_path`; Playwright never downloads a browser here. Every request that leaves the local server
-is blocked and counted as a failure, so the pages are checked to render with no network at all.
+is blocked and counted as a failure, so the pages are checked to render with no network at all. Scrollbars are drawn as in a
+reader's browser (Playwright's `--hide-scrollbars` is dropped), so the tests can see that wide tables scroll visibly; they also
+check that figures open at full size, that chapter names link to their pages, that `#| echo: false` cells render their
+Markdown as prose, and that the CLI and Data chapters show `custseg --help` and rows of the data.
 """
 import importlib, inspect, json, re, subprocess, sys, threading, time
 from functools import partial
@@ -34,10 +37,18 @@ def _public_functions(mod):
     return [n for n in names if n in getattr(m, '__all__', names) and callable(getattr(m, n, None))]
 
 
+def _stem(nb): return re.sub(r'^\d+[a-zA-Z0-9]*_', '', Path(nb).stem)
+
+
 def _pages_in_order():
-    "Page stems the notebooks should get, in nbdev's sidebar order: index first, then by file name, numbers dropped (`00_data` -> `data`)."
+    "Page stems the chapters should get, in nbdev's sidebar order: index first, then by file name, numbers dropped (`00_data` -> `data`)."
     nbs = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb') if p.name != 'index.ipynb')
-    return ['index'] + [re.sub(r'^\d+[a-zA-Z0-9]*_', '', Path(n).stem) for n in nbs]
+    return ['index'] + [_stem(n) for n in nbs]
+
+
+def _research_pages():
+    "Pages of the research notebooks (nbs/research/x.ipynb -> research/x.html), after the chapters."
+    return [f'research/{_stem(p)}' for p in sorted((ROOT/'nbs'/'research').glob('*.ipynb'))]
 
 
 # ------------------------------------------------------------------------------------------------------------ fixtures
@@ -76,9 +87,9 @@ def browser(server, tmp_path_factory):
     from playwright.sync_api import sync_playwright
     host = urlparse(server).netloc
     with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
+        ctx = p.chromium.launch_persistent_context(  # scrollbars drawn as a reader's browser draws them (Playwright hides them)
             str(tmp_path_factory.mktemp('chromium-profile')), executable_path=str(CHROMIUM), headless=True, args=FLAGS,
-            viewport={'width': 1280, 'height': 900}, timeout=60_000)
+            ignore_default_args=['--hide-scrollbars'], viewport={'width': 1280, 'height': 900}, timeout=60_000)
         ctx.set_default_timeout(TIMEOUT_MS); ctx.set_default_navigation_timeout(TIMEOUT_MS)
         ctx.offsite = []
         def route(r):
@@ -104,6 +115,22 @@ def _visit(ctx, url):
     return page, probs
 
 
+_TABLES_JS = """() => {
+  const art = document.querySelector('article'), ar = art.getBoundingClientRect();
+  return [...art.querySelectorAll('table')].map(t => {
+    const r = t.getBoundingClientRect();
+    let sc = t.parentElement;
+    while (sc && sc !== art && !['auto', 'scroll'].includes(getComputedStyle(sc).overflowX)) sc = sc.parentElement;
+    const box = sc && sc !== art ? sc : null, b = box ? box.getBoundingClientRect() : null, cs = box ? getComputedStyle(box) : null;
+    return {head: t.innerText.slice(0, 60), right: r.right, art: ar.right, box: b ? b.right : null,
+            overflows: box ? box.scrollWidth > box.clientWidth + 1 : false,
+            bar: box ? box.offsetHeight - box.clientHeight - parseFloat(cs.borderTopWidth) - parseFloat(cs.borderBottomWidth) : 0};
+  });
+}"""
+_IMGS_JS = ("() => [...document.querySelectorAll('article img')].map((i, n) => ({n, src: i.src, "
+            "href: i.closest('a') ? i.closest('a').href : null, w: i.width, nw: i.naturalWidth}))")
+
+
 @pytest.fixture(scope='module')
 def crawl(browser, server):
     "Every page reachable from the home page by internal links: its problems, its links and the ids its anchors can target."
@@ -117,7 +144,8 @@ def crawl(browser, server):
         links = page.eval_on_selector_all('a[href]', 'els => els.map(e => e.href)')
         ids = set(page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id)"
                                 ".concat([...document.querySelectorAll('a[name]')].map(e => e.name))"))
-        pages[url] = dict(problems=probs, links=links, ids=ids, title=page.title())
+        pages[url] = dict(problems=probs, links=links, ids=ids, title=page.title(), tables=page.evaluate(_TABLES_JS),
+                          imgs=page.evaluate(_IMGS_JS))
         page.close()
         for l in links:
             base, _ = urldefrag(l)
@@ -156,8 +184,8 @@ def test_one_page_per_notebook_in_order_with_navigation_and_api(browser, server)
     page, probs = _visit(browser, server + 'index.html')
     nav = page.eval_on_selector_all('.sidebar-tree a.reference', 'els => els.map(e => e.getAttribute("href"))')
     page.close()
-    expected = [s for s in _pages_in_order() if s != 'index']
-    got = [Path(urlparse(h).path).stem for h in nav if h and not h.startswith('#')]
+    expected = [s for s in _pages_in_order() if s != 'index'] + _research_pages()
+    got = [urlparse(h).path.removesuffix('.html') for h in nav if h and not h.startswith('#')]
     assert [s for s in got if s in expected] == expected, f'sidebar {got}, notebooks {expected}'
     assert 'api' in got, f'no API reference in the navigation: {got}'
 
@@ -232,3 +260,81 @@ def test_search_finds_a_function(browser, server):
     page.close()
     assert not probs, probs
     assert any('data.html' in h or 'api.html' in h for h in hits), hits
+
+
+# ------------------------------------------------------------------------------------- what a reader of a chapter sees
+
+
+
+def test_wide_tables_scroll_visibly(crawl, browser):
+    "On every page, a table fits the text column or scrolls sideways inside it, under a scrollbar that is drawn (not an overlay)."
+    bad = []
+    for url, p in crawl.items():
+        for t in p['tables']:
+            if t['right'] <= t['art'] + 4: continue  # fits
+            if t['box'] is None or t['box'] > t['art'] + 4: bad.append(f"{url}: table {t['head']!r} is cut off at the column's edge")
+            elif t['overflows'] and t['bar'] <= 0: bad.append(f"{url}: table {t['head']!r} scrolls, but with no scrollbar drawn")
+    assert not bad, 'wide tables a reader cannot read (docs/_static/site.css):\n' + '\n'.join(bad)
+
+
+def test_figures_open_at_full_size(crawl, browser, server):
+    "Every figure is a link to its own image file; a click on one shown smaller than it is opens it at its full size."
+    bad, clicked = [], 0
+    for url, p in crawl.items():
+        bad += [f"{url}: {i['src']} is not a link to itself (href {i['href']})" for i in p['imgs'] if i['href'] != i['src']]
+        small = [i for i in p['imgs'] if i['href'] == i['src'] and i['nw'] > i['w'] + 10]
+        if small and clicked < 2:
+            page, _ = _visit(browser, url)
+            with page.expect_navigation():
+                page.locator('article img').nth(small[0]['n']).click()
+            assert page.url == small[0]['src'], (page.url, small[0])
+            assert page.evaluate('() => document.images.length && document.images[0].naturalWidth') == small[0]['nw']
+            page.close()
+            clicked += 1
+    assert not bad, 'figures that do not open at full size:\n' + '\n'.join(bad)
+    assert clicked, 'no page has a figure shown smaller than its full size to try (are the EDA outputs committed?)'
+
+
+def test_chapter_names_link_to_chapters(crawl, browser, server):
+    "The home page links every chapter (and research notebook); no link on any page is left pointing at a notebook file."
+    page, _ = _visit(browser, server + 'index.html')
+    links = {urlparse(h).path.lstrip('/') for h in page.eval_on_selector_all('article a[href]', 'els => els.map(e => e.href)')}
+    page.close()
+    missing = [s for s in _pages_in_order()[1:] + _research_pages() if f'{s}.html' not in links]
+    assert not missing, f'the home page does not link the chapters {missing}'
+    raw = [f'{u} -> {l}' for u, p in crawl.items() for l in p['links'] if urldefrag(l)[0].endswith('.ipynb')]
+    assert not raw, 'links to .ipynb files (docs/build.py turns [Data](00_data.ipynb) into page links):\n' + '\n'.join(raw)
+
+
+def test_markdown_outputs_render_as_prose(browser, server):
+    "Cells marked `#| echo: false` that render Markdown show as prose and tables, not as code or as Markdown source."
+    page, probs = _visit(browser, server + 'index.html')
+    code = page.eval_on_selector_all('article .cell_input', 'els => els.map(e => e.innerText)')
+    tables = page.eval_on_selector_all('article table', 'els => els.map(e => e.innerText)')
+    pres = page.eval_on_selector_all('article pre', 'els => els.map(e => e.innerText)')
+    page.close()
+    assert not code, f'the home page shows code: {code[:2]}'
+    assert any('accuracy' in t and 'log loss' in t for t in tables), f'no model table on the home page: {[t[:80] for t in tables]}'
+    src = [p[:80] for p in pres if re.search(r'^\|.*\|\s*$|\*\*\w', p, re.M)]
+    assert not src, f'Markdown shown as source on the home page: {src}'
+
+
+def test_cli_page_shows_the_help(browser, server):
+    "The Command line chapter shows what `custseg --help` and `custseg score --help` print."
+    cli = [s for s in _pages_in_order() if s == 'cli']
+    if not cli: pytest.skip('no CLI chapter')
+    page, probs = _visit(browser, server + 'cli.html')
+    text = page.inner_text('article')
+    page.close()
+    assert re.search(r'usage: custseg \[', text) or 'usage: custseg [-h]' in text, 'the CLI page does not show `custseg --help`'
+    assert 'usage: custseg score' in text, 'the CLI page does not show `custseg score --help`'
+
+
+def test_data_page_shows_rows_of_the_data(browser, server):
+    "The Data chapter shows a few rows of the customer file as a table."
+    page, probs = _visit(browser, server + 'data.html')
+    rows = page.evaluate("() => [...document.querySelectorAll('article table')].map(t => ({head: t.tHead ? t.tHead.innerText : '', "
+                         "rows: t.tBodies.length ? t.tBodies[0].rows.length : 0}))")
+    page.close()
+    shown = [r for r in rows if all(c in r['head'] for c in ('Gender', 'Age', 'Profession')) and r['rows'] >= 3]
+    assert shown, f'the Data page shows no rows of the data (a table with Gender, Age, Profession and 3+ rows): {rows}'

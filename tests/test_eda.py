@@ -44,3 +44,11 @@ def test_feature_association_and_missingness_shapes():
     assert fa.levels.tolist() == [3, 4] or fa.levels.tolist() == [4, 3]  # NaN counts as a level
     m = missingness(df)
     assert m.set_index('column').missing.to_dict() == df.isna().sum().to_dict()
+
+def test_missing_is_the_one_level_of_data():
+    "eda's missing level is data.MISSING, the level preprocess one-hot encodes too."
+    from customer_segmentation.data import MISSING
+    from customer_segmentation.eda import as_levels, discretize
+    assert MISSING == 'missing'
+    assert as_levels([None, 'a']).tolist() == [MISSING, 'a']
+    assert MISSING in set(discretize(pd.Series([1.0, np.nan])))

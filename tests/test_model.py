@@ -54,7 +54,7 @@ def tampered(src, dst, edit=None, drop=None):
 # --- the committed saved_model/ ---
 
 def test_saved_model_has_exactly_the_contract_files():
-    assert sorted(p.name for p in SAVED.iterdir()) == sorted(M.MODEL_FILES)
+    assert sorted(p.name for p in SAVED.iterdir()) == sorted([*M.MODEL_FILES, M.PROFILE_FILE])
 
 
 def test_saved_model_loads_and_predicts():
@@ -101,6 +101,12 @@ def test_round_trip(tiny, tmp_path):
     df = synthetic(100, seed=3)
     np.testing.assert_allclose(M.load_model(d).predict_proba(df), m.predict_proba(df), atol=1e-6)
     assert [p.name for p in d.parent.iterdir()] == ['m']  # no temporary folders left
+
+
+def test_saved_folder_is_readable_like_any_folder(tiny, tmp_path):
+    d = M.save_model(tiny[0], tmp_path/'saved')
+    (tmp_path/'plain').mkdir()
+    assert d.stat().st_mode == (tmp_path/'plain').stat().st_mode  # the umask's permissions, not a temporary folder's 0700
 
 
 def test_save_replaces_and_failed_save_keeps_old(tiny, tmp_path, monkeypatch):
@@ -177,3 +183,43 @@ def test_loaders_are_called_in_safe_mode(tiny, monkeypatch):
 
 def test_artifact_needs_only_trusted_types():
     assert set(P.sio.get_untrusted_types(file=SAVED/'preprocessor.skops')) <= set(P.TRUSTED_TYPES)
+
+
+# --- the stored results that notebook 03, the README and the research notebooks read ---
+
+RESULTS = ROOT/'results'
+METRICS_KEYS = {  # metrics.json's keys (the README's model table reads them): top level, and the keys under each
+    'data': {'file', 'sha256', 'rows'}, 'seed': None, 'config': None, 'versions': None,
+    'cv': {'scheme', 'folds', 'leaderboard', 'paired_vs_network', 'per_fold', 'blend_with_gradient_boosting'},
+    'network': {'name', 'expected', 'per_class_oof', 'confusion_oof', 'ece_oof', 'learning_curve', 'expected_shipped',
+                'permutation_importance', 'epoch_choice'},
+    'final_model': {'epochs_run', 'fit_rows', 'seconds'},
+    'timings': {'network_cv_seconds', 'early_stopping_runs_seconds', 'learning_curve_seconds', 'score_rows', 'score_seconds',
+                'score_rows_per_second'},
+    'config_search': None, 'duplicates': None}
+
+
+def test_metrics_json_keeps_its_keys():
+    m = json.loads((RESULTS/'metrics.json').read_text())
+    assert set(METRICS_KEYS) <= set(m)
+    for k, sub in METRICS_KEYS.items():
+        if sub: assert sub <= set(m[k]), f'metrics.json[{k!r}] lacks {sorted(sub - set(m[k]))}'
+    board = {r['model']: r for r in m['cv']['leaderboard']}
+    assert m['network']['name'] in board and {'accuracy_mean', 'accuracy_std', 'log_loss_mean'} <= set(board[m['network']['name']])
+
+
+@pytest.mark.parametrize('name', ['learning_curve', 'epoch_study', 'recipe_search', 'cv_estimate', 'cv_estimate_20fold', 'blend_cv'])
+def test_research_results_measured_the_shipped_recipe(name):
+    "Each stored research result was measured for the recipe the saved model was trained with (else: rerun its notebook or script)."
+    doc = json.loads((RESULTS/f'{name}.json').read_text())
+    saved = json.loads((SAVED/'metadata.json').read_text())['config']
+    assert doc.get('config', doc.get('network_config')) == saved
+    assert doc['data']['sha256'] == DATA_FILES['train.csv']
+
+
+def test_metrics_json_matches_the_saved_model():
+    m = json.loads((RESULTS/'metrics.json').read_text())
+    meta = json.loads((SAVED/'metadata.json').read_text())
+    assert m['config'] == meta['config'] and m['data']['sha256'] == meta['training']['sha256']
+    assert m['network']['expected']['accuracy_mean'] == meta['metrics']['cv']['accuracy_mean']
+    assert m['network']['expected_shipped'] == meta['metrics']['cv_10fold']

@@ -1,0 +1,124 @@
+"""Property-based fuzzing of the scorer (issue #12): random customer files (random cells, unicode, huge numbers, inf, empty cells,
+odd quoting, other delimiters, BOMs, CRLF, truncations, random bytes, compressed and Parquet) either score or fail with a user
+error; never another exception, never a partial output or a temporary file left. Most examples run `score_csv` in process
+(fast); a few run the `custseg` console script. Derandomized, so a failure reproduces."""
+import csv, gzip, io, subprocess, sys, tempfile, warnings
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, event, given, settings, strategies as st
+
+from customer_segmentation.data import CATEGORY_VALUES, FEATURES, ID_COL, NA_VALUES, CustomerDataError
+from customer_segmentation.deploy import load_scoring_model, score_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+CUSTSEG = str(Path(sys.executable).parent/'custseg')
+COLUMNS = [ID_COL, *FEATURES]
+SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@pytest.fixture(scope='module')
+def model():
+    return load_scoring_model(ROOT/'saved_model')
+
+
+# --- what a cell can hold ---------------------------------------------------------------------------------------------
+
+_numbers = st.one_of(st.integers(-5, 120).map(str), st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                     st.sampled_from(['inf', '-inf', 'Infinity', 'NAN', 'nan(2)', '1e308', '1e999', '-0', ' 4 ', '0x10', '1_000',
+                                      '３６', '+5', '.5', '5.', '1e-320', '9' * 40]))
+_levels = st.sampled_from([v for vs in CATEGORY_VALUES.values() for v in vs] + ['male', 'Male ', 'LOW', 'Astronaut', ' ', 'ÿ'])
+_text = st.text(st.characters(codec='utf-8', exclude_categories=['Cs']), max_size=12)
+_cell = st.one_of(_numbers, _levels, _text, st.sampled_from(list(NA_VALUES)))
+_good = {c: st.sampled_from(list(CATEGORY_VALUES[c])) for c in CATEGORY_VALUES}
+_good.update({'Age': st.integers(18, 89).map(str), 'Work_Experience': st.sampled_from(['0.0', '1', '14.0', '']),
+              'Family_Size': st.sampled_from(['1.0', '4', '9', '']), ID_COL: st.integers(1, 10**6).map(str)})
+
+
+def _row(header):
+    "A row for `header`: mostly plausible values, now and then any cell."
+    return st.tuples(*[st.one_of(_good.get(c, _text), _good.get(c, _text), _good.get(c, _text), _cell) for c in header]).map(list)
+
+
+@st.composite
+def customer_files(draw):
+    "(file bytes, suffix, sep to score with, rows it holds if intact or None)."
+    header = list(COLUMNS)
+    change = draw(st.sampled_from(['none', 'none', 'none', 'extra', 'shuffle', 'drop', 'repeat', 'stray index', 'odd name']))
+    if change == 'extra': header.append(draw(st.sampled_from(['Region', 'prob_A', 'Reject_Reason', 'Note'])))
+    if change == 'shuffle': header = draw(st.permutations(header))
+    if change == 'drop': header.remove(draw(st.sampled_from(COLUMNS)))
+    if change == 'repeat': header.append(draw(st.sampled_from(COLUMNS)))
+    if change == 'stray index': header.insert(0, draw(st.sampled_from(['', 'Unnamed: 0'])))
+    if change == 'odd name': header.append(draw(_text))
+    rows = draw(st.lists(_row(header), max_size=8))
+    if draw(st.integers(0, 7)) == 0 and rows: rows[0] = [draw(_cell) for _ in range(draw(st.integers(0, len(header) + 2)))]  # a ragged row
+    fmt = draw(st.sampled_from(['csv'] * 6 + ['gz', 'parquet']))
+    if fmt == 'parquet':
+        t = pa.table({f'{c}{"_" * i}': [r[i] if i < len(r) else None for r in rows] for i, c in enumerate(header)} if header else {})
+        buf = pa.BufferOutputStream(); pq.write_table(t, buf)
+        data, sep, suffix = buf.getvalue().to_pybytes(), ',', '.parquet'
+    else:
+        sep = draw(st.sampled_from([',', ',', ';', '\t', '|']))
+        out = io.StringIO()
+        w = csv.writer(out, delimiter=sep, quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC])),
+                       lineterminator=draw(st.sampled_from(['\n', '\r\n'])))
+        w.writerow(header); w.writerows(rows)
+        data = (draw(st.sampled_from(['', '\ufeff'])) + out.getvalue()).encode('utf-8')
+        suffix = '.csv.gz' if fmt == 'gz' else draw(st.sampled_from(['.csv', '.txt', '']))
+        if fmt == 'gz': data = gzip.compress(data)
+    damage = draw(st.sampled_from(['none'] * 7 + ['truncate', 'bytes', 'random']))
+    if damage == 'truncate' and data: data = data[:draw(st.integers(0, len(data) - 1))]
+    if damage == 'bytes': data = data[:(i := draw(st.integers(0, len(data))))] + draw(st.binary(min_size=1, max_size=8)) + data[i:]
+    if damage == 'random': data = draw(st.binary(max_size=200))
+    score_sep = sep if draw(st.integers(0, 4)) else ','  # now and then the wrong delimiter
+    return data, suffix, score_sep, sum(1 for r in rows if r) if damage == 'none' else None  # an empty row is a blank line: no row
+
+
+def _leftovers(folder:Path, keep:set)->list:
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+@settings(max_examples=200, **SETTINGS)
+@given(f=customer_files(), rejects=st.booleans(), chunk_size=st.sampled_from([1, 3, 100_000]))
+def test_any_file_scores_or_fails_with_a_user_error(model, f, rejects, chunk_size):
+    data, suffix, sep, n_rows = f
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        inp = d/f'in{suffix}'; inp.write_bytes(data)
+        out, rej = d/'out.csv', d/'rejects.csv'
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                s = score_csv(inp, out, model=model, chunk_size=chunk_size, sep=sep, rejects_path=rej if rejects else None)
+        except CustomerDataError as e:
+            event(f'user error: {str(e).split("(")[0].split(":", 1)[-1][:40].strip()}')
+            assert _leftovers(d, {inp.name}) == [], str(e)  # no output, no rejects file, no temporary file
+            assert inp.read_bytes() == data
+            return
+        event(f'scored ({"intact" if n_rows is not None else "damaged"}, {"none" if not s.rows else "some"} rows, {"with" if s.rejected else "no"} rejects)')
+        assert inp.read_bytes() == data
+        assert _leftovers(d, {inp.name, out.name, rej.name}) == []
+        written = pd.read_csv(out, dtype=str, keep_default_na=False)
+        assert len(written) == s.rows
+        rejected = len(pd.read_csv(rej, dtype=str, keep_default_na=False)) if rejects else 0
+        assert rejected == s.rejected
+        if n_rows is not None: assert s.rows + s.rejected == n_rows
+
+
+@settings(max_examples=6, **SETTINGS)
+@given(f=customer_files())
+def test_the_console_script_never_shows_a_traceback(f):
+    data, suffix, sep, _ = f
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        (d/f'in{suffix}').write_bytes(data)
+        r = subprocess.run([CUSTSEG, 'score', f'in{suffix}', '-o', '-', '--sep', sep], cwd=d, capture_output=True, timeout=300)
+        err = r.stderr.decode()
+        assert 'Traceback' not in err and r.returncode in (0, 2), err
+        if r.returncode == 2:
+            assert r.stdout == b'' and err.count('custseg: error: ') == 1 and err.strip().splitlines()[-1].startswith('custseg: error: ')
+        assert sorted(p.name for p in d.iterdir()) == [f'in{suffix}']
