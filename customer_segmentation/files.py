@@ -102,10 +102,9 @@ def atomic_write(path:str|Path, # the file to write
 FIGURE_DPI = 110
 
 def save_figure(fig, # a Matplotlib figure
-                name:str|Path, # a file name (saved in `results/`) or a path
+                path:str|Path, # where the figure goes; its suffix picks the format
                )->Path:
-    "Save `fig` atomically as `name`, by default in the project's `results/`; returns the path."
-    path = Path(name)
-    if path.parent == Path('.') and not path.is_absolute(): path = project_path('results', path.name)
+    "Save `fig` atomically at `path`; returns the path."
+    path = Path(path)
     with atomic_path(path) as tmp: fig.savefig(tmp, dpi=FIGURE_DPI, bbox_inches='tight', format=path.suffix[1:] or 'png')
     return path
