@@ -326,7 +326,8 @@ def score_csv(input_path:str|Path, # customers (ID, the nine features, any other
               drift_report=None, # drift report JSON: None beside the output (none for stdout), a path, or False/'' for none
              )->ScoreSummary:
     "Score the customers in `input_path` into `output_path` chunk by chunk; returns a `ScoreSummary`."
-    t0, sep = time.time(), parse_sep(sep)
+    t0, sep, report = time.time(), parse_sep(sep), report_paths(output_path, drift_report)
+    if drift_report and drift_report is not True and not report[0].parent.is_dir(): raise CustomerDataError(f"{report[0]}: its folder does not exist; create it or give another drift report path.")
     if reject_out_of_range and not rejects_path:
         raise CustomerDataError("reject_out_of_range (--reject-out-of-range) needs a rejects file (rejects_path, --rejects FILE) to put the rows in.")
     if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1: raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
@@ -339,8 +340,7 @@ def score_csv(input_path:str|Path, # customers (ID, the nine features, any other
         with rejects as reject, table_writer(paths.output, run.output_schema) as write:
             for t, offset in src.chunks(chunk_size, progress): write(run.score_chunk(t, offset, reject))
     s = run.finish(caught, time.time() - t0)
-    if s.drift is not None and s.drift['enough_rows'] and (where := report_paths(output_path, drift_report)):
-        write_drift_report(s.drift, *where); s.drift_paths = tuple(map(str, where))
+    if s.drift is not None and s.drift['enough_rows'] and report: write_drift_report(s.drift, *report); s.drift_paths = tuple(map(str, report))
     for msg in s.warnings: warnings.warn(msg, UserWarning, stacklevel=2)
     return s
 

@@ -81,3 +81,10 @@ def test_cli_report_options(tmp_path):
     r = _cli('c.csv', '-o', '-', cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith('ID,') and 'drift' in r.stderr.lower()
     assert sorted(p.name for p in tmp_path.iterdir()) == ['a.csv', 'b.csv.gz', 'c.csv', 'reports.json', 'reports.png']
+
+
+def test_a_report_folder_that_does_not_exist_is_refused_before_anything_is_written(tmp_path):
+    _bootstrap(5, 300).to_csv(tmp_path/'c.csv', index=False)
+    r = _cli('c.csv', '-o', 'a.csv', '--drift-report', 'nowhere/r.json', cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith('custseg: error: nowhere/r.json: its folder does not exist'), r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['c.csv']
