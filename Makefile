@@ -10,22 +10,22 @@ STAMP := $(VENV)/.installed
 # Research notebooks (nbs/research/) are in neither: they are run by hand (see each one's summary). tests/test_repo.py
 # checks that every numbered notebook is in exactly one list.
 NOTEBOOKS := 00_data 01_eda 02a_preprocessing 03_modelling 04_deploy
-LIBRARY_NOTEBOOKS := 00a_files 00b_report 00c_fetch 02_evaluation 02b_artifact 04a_customer_files 04b_numpy_engine 04c_formats 04d_scoring_rules 05_cli 06_drift
+LIBRARY_NOTEBOOKS := 00a_files 00b_report 00c_fetch 02_evaluation 02b_artifact 04a_customer_files 04b_numpy_engine 04c_formats 04d_scoring_rules 04e_columns 04f_preprocessing_export 04g_lookup_tables 04h_scoring_params 04i_run_summary 05_cli 06_drift 07_partitions
 # nbdev_test skips folders matching this (nbdev's default, plus research/)
 NBTEST_SKIP := ^([_.]|research$$)
 export TF_CPP_MIN_LOG_LEVEL := 2
 export TF_ENABLE_ONEDNN_OPTS := 0
 export PYTHONHASHSEED := 0
 
-.PHONY: setup hooks data run test readme docs browser bench cv-estimate blend-cv clean-runs bench-drift
+.PHONY: setup hooks data run test readme docs browser bench cv-estimate blend-cv clean-runs bench-drift bench-dask
 
-## setup: create .venv with the package (editable) and its dev dependencies, and install nbdev's hooks (make hooks)
+## setup: create .venv with the package (editable), its training, Dask and dev dependencies, and install nbdev's hooks (make hooks)
 setup: $(STAMP)
 	@$(MAKE) --no-print-directory hooks
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,train]'
+	$(BIN)/python -m pip install -q -e '.[dev,train,dask]'
 	touch $@
 
 ## hooks: in a git checkout, nbdev's hooks: JupyterLab cleans notebooks when it saves them (nbdev_install_hooks, with
@@ -84,9 +84,15 @@ browser:
 	@test -x /usr/bin/chromium || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-## bench: speed and peak memory of batch scoring at 10^4, 10^5, 10^6 rows vs the original approach (minutes; not a test)
+## bench: a cold `custseg score` of new_customers.csv, 10^6 and 10^7 rows, each vs the pandas read+write process of the same file
+## (medians, ratios, peak memory), then the agreement with the training-time pipeline on every row (about 10 minutes; not a test)
 bench: $(STAMP)
 	$(BIN)/python bench/score_speed.py
+
+## bench-dask: 10^7 rows in 20 Parquet partitions scored on a local Dask cluster of 1 and of 2 workers: rows/s, scaling efficiency,
+## peak memory per worker (a few minutes; not a test)
+bench-dask: $(STAMP)
+	$(BIN)/python bench/dask_scale.py
 
 ## bench-drift: what the drift check costs a scoring run of 10^6 rows, with and without it, medians (a few minutes; not a test)
 bench-drift: $(STAMP)

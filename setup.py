@@ -25,6 +25,7 @@ min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), cfg['license'])
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 train_requirements = shlex.split(cfg.get('train_requirements', ''))
+dask_requirements = shlex.split(cfg.get('dask_requirements', ''))
 
 class build_py_with_model(build_py):
     "Ship the trained model: the files of saved_model/ go into the wheel as customer_segmentation/saved_model/."
@@ -50,7 +51,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'train': train_requirements},
+    extras_require={'dev': dev_requirements, 'train': train_requirements, 'dask': dask_requirements},
     dependency_links=cfg.get('dep_links', '').split(),
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),

@@ -9,9 +9,7 @@ from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version as _pkg_version
 from pathlib import Path
 import numpy as np
-import pandas as pd
 from .data import CLASSES, INTEGER_FEATURES, NUMERIC_FEATURES, schema
-from .preprocess import PreprocessorLoadError, load_preprocessor, prepare_features, save_preprocessor
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MODEL_FILES', 'VERSION_PACKAGES', 'METADATA_FIELDS', 'RETRAIN', 'SCORING_PACKAGES',
@@ -20,12 +18,12 @@ __all__ = ['FORMAT_VERSION', 'MODEL_FILES', 'VERSION_PACKAGES', 'METADATA_FIELDS
            'SegmentPredictor']
 
 # %% ../nbs/02b_artifact.ipynb #60bab245
-FORMAT_VERSION = 1  # layout of the saved-model folder; bump it when the files or metadata fields change meaning
-MODEL_FILES = ('model.keras', 'preprocessor.skops', 'metadata.json')
-VERSION_PACKAGES = ('tensorflow', 'keras', 'scikit-learn', 'skops', 'numpy', 'pandas', 'scipy')
+FORMAT_VERSION = 2  # layout of the saved-model folder; bump it when the files or metadata fields change meaning
+MODEL_FILES = ('model.keras', 'preprocessor.skops', 'scoring.npz', 'metadata.json')
+VERSION_PACKAGES = ('tensorflow', 'keras', 'scikit-learn', 'skops', 'numpy', 'pandas', 'scipy', 'pyarrow')
 METADATA_FIELDS = ('format_version', 'schema', 'classes', 'config', 'versions')  # what every loader needs
 RETRAIN = 'Retrain it with `make run` (or train_segment_model + save_model).'
-SCORING_PACKAGES = ('scikit-learn', 'skops', 'numpy', 'pandas', 'scipy')  # what the numpy engine needs: no TensorFlow or Keras
+SCORING_PACKAGES = ('numpy', 'pandas', 'pyarrow')  # what the numpy engine needs: no TensorFlow, Keras, scikit-learn, skops or scipy
 
 # %% ../nbs/02b_artifact.ipynb #f8046f13
 class ModelLoadError(ValueError):
@@ -143,6 +141,7 @@ def read_metadata(model_dir:str|Path|None=None, # saved model folder (default: `
 def read_preprocessor(model_dir:str|Path, # saved model folder
                      ):
     "The fitted preprocessor of the saved model in `model_dir` (skops, trusted types only); `ModelLoadError` if it is refused."
+    from customer_segmentation.preprocess import PreprocessorLoadError, load_preprocessor
     try: return load_preprocessor(Path(model_dir)/'preprocessor.skops')
     except PreprocessorLoadError as e: raise ModelLoadError(f'{e}. {RETRAIN}') from None
 
@@ -170,6 +169,7 @@ class SegmentPredictor:
 
     def transform(self, df:pd.DataFrame)->np.ndarray:
         "The network's float32 inputs for the customers in `df` (the fitted preprocessor; nothing is fitted here)."
+        from customer_segmentation.preprocess import prepare_features
         return np.asarray(self.preprocessor.transform(prepare_features(df)), dtype=np.float32)
 
     def predict_proba(self, df:pd.DataFrame, batch_size:int=65536)->np.ndarray:

@@ -11,7 +11,7 @@ from .data import CustomerDataError
 from .fetch import fetch_data
 
 # %% auto #0
-__all__ = ['build_parser', 'main']
+__all__ = ['skip_pandas_probe', 'build_parser', 'main']
 
 # %% ../nbs/05_cli.ipynb #e0bb61c7
 def _cmd_data_fetch(args)->int:
@@ -34,23 +34,45 @@ def _delimiter(s:str)->str:
     try: return parse_sep(s)
     except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
 
-# %% ../nbs/05_cli.ipynb #da1afe49
+# %% ../nbs/05_cli.ipynb #7e3c498d
+class _NoPandas:
+    "A meta-path finder under which `import pandas` fails."
+    def find_spec(self, name, path=None, target=None):
+        if name == 'pandas' or name.startswith('pandas.'): raise ModuleNotFoundError("No module named 'pandas'")
+
+def skip_pandas_probe():
+    "Let pyarrow's one-time probe for pandas find none, in a process that never hands pandas objects to pyarrow."
+    if 'pandas' in sys.modules: return  # too late, and nothing to gain
+    sys.meta_path.insert(0, blocker := _NoPandas())
+    try:
+        import pyarrow as pa
+        pa.array([0])  # the probe runs now, once per process
+    finally: sys.meta_path.remove(blocker)
+
+# %% ../nbs/05_cli.ipynb #051cb6c4
 def _cmd_score(args)->int:
-    "`custseg score`: score a file, warnings on stderr, the summary on stdout (on stderr when the output is stdout)."
+    "`custseg score`: score a file or a folder of partitions, warnings on stderr, the summary on stdout (stderr when the output is stdout)."
+    skip_pandas_probe()
     from customer_segmentation.deploy import DEFAULT_CHUNK_SIZE, STDIO, score_csv
+    from customer_segmentation.partitions import is_partitioned, score_partitions
+    opts = dict(model_dir=args.model_dir, chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE, labeled_path=args.labeled, rejects_path=args.rejects,
+                sep=args.sep, reject_out_of_range=args.reject_out_of_range, drift_report=False if args.no_drift_report else args.drift_report,
+                drift_figure=True if args.drift_figure else None)
+    cluster = dict(workers=args.workers, scheduler=args.scheduler, format=args.format)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         try:
-            s = score_csv(args.input, args.output, model_dir=args.model_dir, chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE,
-                          labeled_path=args.labeled, rejects_path=args.rejects, progress=args.progress, sep=args.sep,
-                          reject_out_of_range=args.reject_out_of_range, drift_report=False if args.no_drift_report else args.drift_report)
+            if is_partitioned(args.input): s = score_partitions(args.input, args.output, **cluster, **opts)
+            elif any(cluster.values()): raise CustomerDataError(f"{args.input}: --workers, --scheduler and --format are for a folder or "
+                                                                "glob of partitions; give one, or leave them out for a single file.")
+            else: s = score_csv(args.input, args.output, progress=args.progress, **opts)
         finally:
             for w in caught:
                 if issubclass(w.category, UserWarning): print(f"custseg: warning: {w.message}", file=sys.stderr)
     print(s, file=sys.stderr if args.output == STDIO else sys.stdout)
     return 0
 
-# %% ../nbs/05_cli.ipynb #051cb6c4
+# %% ../nbs/05_cli.ipynb #8ab7a511
 def _add_fetch(sub):
     "The `data fetch` sub-command on subparsers `sub`."
     data = sub.add_parser('data', help='manage the dataset').add_subparsers(dest='data_command', required=True)
@@ -66,25 +88,31 @@ def _add_score(sub):
                        description='Score INPUT into OUTPUT: every input column unchanged, plus Segmentation (A-D) and '
                                    'prob_A..prob_D. The output is written atomically; INPUT is never overwritten.')
     s.add_argument('input', metavar='INPUT', help='customers: ID, the nine features, any other columns; CSV (plain, .gz, .bz2, .zst, '
-                                                  '.lz4) or Parquet; - for standard input')
+                                                  '.lz4) or Parquet; - for standard input; or a folder or glob of partitions '
+                                                  '(.parquet, .csv, .csv.gz), scored into the folder OUTPUT')
     s.add_argument('-o', '--output', metavar='OUTPUT', required=True, help='file to write (replaced only when scoring succeeds): '
                    'CSV, CSV.gz (.bz2, .zst, .lz4) or .parquet by its name; - for standard output (the summary then goes to stderr)')
     s.add_argument('--model-dir', metavar='DIR', help='saved model folder (default: the model shipped with the package)')
     s.add_argument('--sep', metavar='CHAR', type=_delimiter, default=',', help="the input's delimiter, e.g. ';' or tab (default: ',')")
-    s.add_argument('--chunk-size', metavar='N', type=_positive_int, help='rows scored at a time; bounds memory (default: 100000)')
+    s.add_argument('--chunk-size', metavar='N', type=_positive_int, help='rows scored at a time; bounds memory (default: 65536)')
     s.add_argument('--labeled', metavar='CSV', help='labeled customers: add Known_Segmentation where an input ID appears there')
     s.add_argument('--rejects', metavar='FILE', help='write rows with invalid numbers (not a number, infinite, negative, over a million) '
                                                      'here, with Reject_Reason, instead of stopping with an error')
     s.add_argument('--reject-out-of-range', action='store_true', help='with --rejects: also set aside rows with values outside the '
                    "model's training ranges (by default they are scored, with a warning)")
     s.add_argument('--drift-report', metavar='JSON', help='where the drift report goes (default: beside OUTPUT as NAME_drift.json, '
-                   'with its figure NAME_drift.png; none when OUTPUT is -)')
+                   'with its figure NAME_drift.png when drift is found; none when OUTPUT is -)')
+    s.add_argument('--drift-figure', action='store_true', help='draw the drift figure even when no drift is found')
     s.add_argument('--no-drift-report', action='store_true', help='write no drift report (the summary still states the verdict)')
+    s.add_argument('--workers', metavar='N', type=_positive_int, help='partitions: score them on a local Dask cluster of N worker processes')
+    s.add_argument('--scheduler', metavar='ADDRESS', help='partitions: score them on the running Dask cluster at ADDRESS, e.g. tcp://host:8786 '
+                                                         '(its workers need this package installed)')
+    s.add_argument('--format', choices=('parquet', 'csv', 'csv.gz'), help="partitions: the scored partitions' format (default: each one's own)")
     s.add_argument('--progress', action=argparse.BooleanOptionalAction, default=None,
                    help='progress bar on stderr (default: for inputs over 32 MB)')
     s.set_defaults(func=_cmd_score)
 
-# %% ../nbs/05_cli.ipynb #1e86dbbc
+# %% ../nbs/05_cli.ipynb #1f3f8580
 def build_parser()->argparse.ArgumentParser:
     "The `custseg` argument parser with its sub-commands."
     p = argparse.ArgumentParser(prog='custseg', description='Customer segmentation (segments A-D): data and batch scoring.')
@@ -94,15 +122,17 @@ def build_parser()->argparse.ArgumentParser:
     _add_score(sub)
     return p
 
-# %% ../nbs/05_cli.ipynb #1f3f8580
+# %% ../nbs/05_cli.ipynb #d6847c16
 def _user_errors()->tuple:
     "Exception types that mean a fixable problem with the user's files or model folder (no traceback)."
     errs = [CustomerDataError, OSError]  # (OSError: a file the system refuses, worded by `_error_line`)
     m = sys.modules.get('customer_segmentation.artifact')  # ModelLoadError can only come from an imported artifact module
     if m is not None and hasattr(m, 'ModelLoadError'): errs.append(m.ModelLoadError)
+    m = sys.modules.get('customer_segmentation.partitions')  # and ClusterError from partitions, when a folder was scored
+    if m is not None: errs.append(m.ClusterError)
     return tuple(errs)
 
-# %% ../nbs/05_cli.ipynb #d6847c16
+# %% ../nbs/05_cli.ipynb #977fa2df
 def _error_line(e:Exception)->str:
     "The one line that says what went wrong: the message, or for an OSError the file and the system's reason."
     if isinstance(e, OSError) and e.filename and e.strerror: return f"{e.filename}: {e.strerror}"

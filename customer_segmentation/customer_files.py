@@ -8,18 +8,18 @@ import os, sys
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from fastcore.basics import patch
-from .data import (CATEGORY_VALUES, NA_VALUES, NUMERIC_FEATURES, check_columns, check_numeric,
+from .columns import Cat, Num, na_values
+from .data import (CATEGORY_VALUES, FEATURES, ID_COL, NA_VALUES, NUMERIC_FEATURES, check_columns, check_numeric,
                                         level_variants, numeric_problems, range_problems, required_columns, unseen_values)
 from .formats import csv_header, csv_reader, detect_format, parquet_file, read_batches
 
 # %% auto #0
 __all__ = ['DEFAULT_CHUNK_SIZE', 'is_stray_index', 'CustomerFile', 'open_customers', 'rechunk', 'iter_csv_chunks', 'progress_bar',
-           'as_text', 'as_missing', 'parse_numeric', 'typed_features', 'invalid_rows', 'same_file']
+           'as_text', 'as_missing', 'parse_numeric', 'parse_features', 'typed_frame', 'invalid_rows', 'same_file']
 
 # %% ../nbs/04a_customer_files.ipynb #df14bed6
 def is_stray_index(name:str)->bool:
@@ -38,6 +38,7 @@ class CustomerFile:
     kind: str = 'csv'  # 'csv' or 'parquet'
     compression: str|None = None  # of a CSV: 'gzip', 'bz2', 'zstd', 'lz4' or None
     parquet: object = None  # the open `pq.ParquetFile` of a Parquet file
+    use_threads: bool = True  # read on Arrow's threads (False: on the reading thread only, one core)
 
     def __post_init__(self): self.source = self.source or str(self.path)
 
@@ -67,7 +68,7 @@ def open_customers(path:str|Path, # a CSV (plain or compressed) or Parquet file
     return CustomerFile(path, header, dropped, source, sep, kind, codec, pf)
 
 # %% ../nbs/04a_customer_files.ipynb #f068f968
-DEFAULT_CHUNK_SIZE = 100_000
+DEFAULT_CHUNK_SIZE = 65_536
 
 def rechunk(tables, # Arrow tables of any sizes
             chunk_size:int)->list:
@@ -87,6 +88,7 @@ def iter_csv_chunks(path:str|Path, # CSV file with a header line
                     stream_callback=None, # called with the open file (e.g. to follow progress with .tell())
                     sep:str=',', compression:str|None=None, # the file's delimiter and compression
                     source:str|None=None, # its name in messages
+                    use_threads:bool=True, # parse on Arrow's threads (False: on the calling thread only)
                    ):
     "Yield the rows of `path` as Arrow tables of at most `chunk_size` rows, every column as its exact text."
     path = Path(path); source = source or str(path)
@@ -94,7 +96,7 @@ def iter_csv_chunks(path:str|Path, # CSV file with a header line
         if stream_callback: stream_callback(raw)
         stream = pa.CompressedInputStream(raw, compression) if compression else raw
         names = columns or csv_header(path, compression, sep, source)
-        yield from rechunk(read_batches(csv_reader(stream, names, chunk_size, sep, source), source), chunk_size)
+        yield from rechunk(read_batches(csv_reader(stream, names, chunk_size, sep, source, use_threads), source), chunk_size)
 
 # %% ../nbs/04a_customer_files.ipynb #f2e94e90
 def progress_bar(path:Path, # the file being read
@@ -113,9 +115,9 @@ def chunks(self:CustomerFile, chunk_size:int=DEFAULT_CHUNK_SIZE, # rows per chun
           ):
     "Yield (chunk, rows of the file before it), the stray index column dropped."
     bar, streams, offset = progress_bar(self.path, progress), [], 0
-    tables = (rechunk(read_batches(self.parquet.iter_batches(batch_size=chunk_size), self.source, parquet=True), chunk_size)
-              if self.parquet is not None else
-              iter_csv_chunks(self.path, chunk_size, self.header, streams.append, self.sep, self.compression, self.source))
+    batches = lambda: self.parquet.iter_batches(batch_size=chunk_size, use_threads=self.use_threads)
+    tables = (rechunk(read_batches(batches(), self.source, parquet=True), chunk_size) if self.parquet is not None else
+              iter_csv_chunks(self.path, chunk_size, self.header, streams.append, self.sep, self.compression, self.source, self.use_threads))
     try:
         for t in tables:
             yield (t.drop_columns(self.dropped) if self.dropped else t), offset
@@ -125,8 +127,6 @@ def chunks(self:CustomerFile, chunk_size:int=DEFAULT_CHUNK_SIZE, # rows per chun
         if bar is not None: bar.close()
 
 # %% ../nbs/04a_customer_files.ipynb #d7949f35
-_NA = pa.array(NA_VALUES, pa.string())
-
 def as_text(col)->pa.Array:
     "Column `col` as a text array: text as it is, numbers, booleans and dates as Arrow writes them."
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
@@ -135,18 +135,15 @@ def as_text(col)->pa.Array:
 def as_missing(col)->pa.Array:
     "Column `col` as text, with the missing-value markers as nulls."
     col = as_text(col)
-    return pc.if_else(pc.is_in(col, value_set=_NA), pa.scalar(None, pa.string()), col)
+    return pc.if_else(pc.is_in(col, value_set=na_values()), pa.scalar(None, pa.string()), col)
 
 # %% ../nbs/04a_customer_files.ipynb #4f1cc399
 def _categorical(col, name:str)->tuple:
-    "(object array with NaN for missing, {unseen value: count}, {variant: count}) of categorical feature `name` in column `col`."
-    d = pc.dictionary_encode(as_missing(col))
-    values = d.dictionary.to_pylist()
-    codes = d.indices.fill_null(len(values)).to_numpy()
-    counts = dict(zip(values, np.bincount(codes, minlength=len(values) + 1).tolist()))
-    level = level_variants(name, values)
-    known = np.array([level.get(v, v) for v in values] + [np.nan], dtype=object)
-    return known[codes], unseen_values(name, {v: n for v, n in counts.items() if v not in level}), {v: counts[v] for v in level}
+    "(the column as a `Cat`, variants mapped to their levels; {unseen value: count}; {variant: count}) of categorical feature `name`."
+    cat = Cat.of(col)
+    counts = cat.counts()
+    level = level_variants(name, counts)
+    return cat.replace(level) if level else cat, unseen_values(name, {v: n for v, n in counts.items() if v not in level}), {v: counts[v] for v in level}
 
 # %% ../nbs/04a_customer_files.ipynb #ec7af2bc
 def parse_numeric(col)->tuple:
@@ -155,33 +152,37 @@ def parse_numeric(col)->tuple:
     present = pc.is_valid(col).to_numpy(zero_copy_only=False)
     try: return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False), present
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # a cell Arrow cannot parse: parse the column as pandas does
-        num = pd.to_numeric(pd.Series(col.to_pandas(), dtype=object), errors='coerce')
+        import pandas as pd
+        num = pd.to_numeric(pd.Series(col.to_pylist(), dtype=object), errors='coerce')
         return num.to_numpy(dtype='float64', na_value=np.nan), present
 
-# %% ../nbs/04a_customer_files.ipynb #c3dc1ea0
-def _numeric(col, name:str, source:str, row_offset:int=0)->np.ndarray:
-    "Float64 values of numeric feature `name` in text column `col`, checked by `data.check_numeric`."
-    num, present = parse_numeric(col)
-    texts = lambda pos: as_missing(col).take(pa.array(pos)).to_pylist()
-    check_numeric(name, num, present, texts, source, row_offset)
+# %% ../nbs/04a_customer_files.ipynb #f5b0271b
+def _numeric(col, name:str, source:str, row_offset:int=0)->Num:
+    "Numeric feature `name` in column `col` as a `Num`, checked by `data.check_numeric` when a value is refused."
+    num = Num.of(col)
+    if num.bad.any(): check_numeric(name, num.rows(), num.present(), num.texts, source, row_offset)
     return num
 
-# %% ../nbs/04a_customer_files.ipynb #3bcc4969
-def typed_features(t:pa.Table, # a chunk from `iter_csv_chunks`
+# %% ../nbs/04a_customer_files.ipynb #db7e4ff2
+def parse_features(t:pa.Table, # a chunk from `iter_csv_chunks`
                    source:str, # file name for messages
                    row_offset:int=0, # rows of the file before this chunk
                   )->tuple:
-    "(typed frame of ID + features as `validate_customers` returns it, {column: {unseen value: count}}, {column: {variant: count}})."
+    "({feature: `Num` or `Cat`}, {column: {unseen value: count}}, {column: {variant: count}}) of chunk `t`, checked."
     cols, unseen, variants = {}, {}, {}
-    for c in required_columns(labeled=False):
-        if c in NUMERIC_FEATURES: cols[c] = _numeric(t[c], c, source, row_offset)
-        elif c in CATEGORY_VALUES:
-            v, u, m = _categorical(t[c], c)
-            cols[c] = pd.Series(v, dtype=object)  # not pandas' string dtype: as validate_customers types it
-            if u: unseen[c] = u
-            if m: variants[c] = m
-        else: cols[c] = pd.Series(as_missing(t[c]).to_pandas(), dtype=object)
-    return pd.DataFrame(cols), unseen, variants
+    for c in FEATURES:
+        if c in NUMERIC_FEATURES: cols[c] = _numeric(t[c], c, source, row_offset); continue
+        cols[c], u, m = _categorical(t[c], c)
+        if u: unseen[c] = u
+        if m: variants[c] = m
+    return cols, unseen, variants
+
+# %% ../nbs/04a_customer_files.ipynb #50480815
+def typed_frame(t:pa.Table, cols:dict)->pd.DataFrame:
+    "The ID and the parsed features `cols` of chunk `t` as the frame `validate_customers` returns."
+    import pandas as pd
+    feats = {c: (v.rows() if c in NUMERIC_FEATURES else pd.Series(v.values(), dtype=object)) for c, v in cols.items()}
+    return pd.DataFrame({ID_COL: pd.Series(as_missing(t[ID_COL]).to_pylist(), dtype=object), **feats})
 
 # %% ../nbs/04a_customer_files.ipynb #78fbc370
 def invalid_rows(t:pa.Table, # a chunk

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv, hashlib, warnings
 from pathlib import Path
 import numpy as np
-import pandas as pd
 
 # %% auto #0
 __all__ = ['ID_COL', 'TARGET', 'CLASSES', 'CATEGORY_VALUES', 'INTEGER_FEATURES', 'FLOAT_FEATURES', 'NUMERIC_FEATURES',
@@ -118,9 +117,10 @@ def data_error(kind:str, **facts)->CustomerDataError:
 # %% ../nbs/00_data.ipynb #a1527ff0
 def line_list(lines, # file line numbers (the header is line 1)
               n:int=5, # how many to show
+              total:int|None=None, # how many lines there are in all, when `lines` holds only the first
              )->str:
     "The first `n` of `lines`, then how many more."
-    more = len(lines) - n
+    more = (len(lines) if total is None else total) - n
     return ', '.join(str(int(i)) for i in lines[:n]) + (f' (and {more:,} more)' if more > 0 else '')
 
 def value_list(values, n:int=3)->str:
@@ -256,6 +256,7 @@ def unseen_categories(df:pd.DataFrame)->dict:
 # %% ../nbs/00_data.ipynb #f83f1559
 def id_keys(ids)->np.ndarray:
     "64-bit hashes of the ID texts `ids`."
+    import pandas as pd
     return pd.util.hash_array(np.asarray(ids, dtype=object))
 
 # %% ../nbs/00_data.ipynb #9dfcdff8
@@ -279,6 +280,7 @@ def customer_warnings(df:pd.DataFrame, # a typed customer frame
 # %% ../nbs/00_data.ipynb #0d651255
 def _numeric_column(raw:pd.Series, col:str, source:str, row_offset:int=0)->pd.Series:
     "Numeric feature `col` of a text frame as float64, checked."
+    import pandas as pd
     num = pd.to_numeric(raw, errors='coerce')
     check_numeric(col, num.to_numpy(dtype='float64', na_value=np.nan), raw.notna().to_numpy(),
                   lambda i: raw.iloc[i].tolist(), source, row_offset)
@@ -312,6 +314,7 @@ def validate_customers(df:pd.DataFrame, # raw frame, every column read as text
 # %% ../nbs/00_data.ipynb #6f2afbce
 def read_customers_csv(path:str|Path, **kwargs)->pd.DataFrame:
     "Read a customer CSV with every column as text (no silent type guessing); kwargs go to `pd.read_csv`."
+    import pandas as pd  # here, not at the top: scoring a file never needs pandas ([Command line](05_cli.ipynb))
     read_header(path)  # the same header checks and messages as the streaming reader
     try: return pd.read_csv(path, dtype=str, na_values=list(NA_VALUES), keep_default_na=False, **kwargs)
     except (UnicodeDecodeError, pd.errors.ParserError) as e:

@@ -5,37 +5,37 @@
 # %% ../nbs/04_deploy.ipynb #7e4612ae
 from __future__ import annotations
 import os, time, warnings
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastcore.basics import patch
-from .data import (CLASSES, FIRST_ROW_LINE, ID_COL, TARGET, CustomerDataError, count_list, id_keys,
-                                        line_list, load_customers, problem, repeated_keys, validate_customers, variants_warning)
+from .data import (CATEGORY_VALUES, CLASSES, FIRST_ROW_LINE, ID_COL, NUMERIC_FEATURES, TARGET, CustomerDataError,
+                                        count_list, line_list, load_customers, problem, validate_customers, variants_warning)
+from .columns import IdSpill, id_hashes
 from .files import project_path
-from .report import count, md, md_table, pct
-from .customer_files import (DEFAULT_CHUNK_SIZE, CustomerFile, as_text, invalid_rows, iter_csv_chunks,
-                                                  open_customers, same_file, typed_features)
+from .run_summary import KNOWN_COL, ScoreSummary, show_path
+from .customer_files import (DEFAULT_CHUNK_SIZE, CustomerFile, as_missing, as_text, invalid_rows, iter_csv_chunks,
+                                                  open_customers, parse_features, same_file, typed_frame)
 from .formats import table_writer
-from .scoring_rules import STDIO, RangeCheck, check_parameters, input_file, output_file, parse_sep
+from .scoring_rules import STDIO, JobPaths, RangeCheck, check_parameters, check_paths, input_file, output_file, parse_sep
 from .artifact import SegmentPredictor
-from .drift import DriftCheck, report_paths, drift_warning, feature_arrays, no_profile_warning, verdict, write_drift_report
-from .numpy_engine import NumpyNetwork, ScoringModel, load_scoring_model
-# DEFAULT_CHUNK_SIZE, iter_csv_chunks, NumpyNetwork, ScoringModel and load_scoring_model stay importable from here, as before the split
+from .drift import DriftCheck, report_paths, drift_warning, no_profile_warning, verdict, write_drift_report
+from .numpy_engine import ScoringModel, blas_threads, load_scoring_model
+# DEFAULT_CHUNK_SIZE, iter_csv_chunks, ScoringModel and load_scoring_model stay importable from here, as before the split
 
 # %% auto #0
-__all__ = ['PROB_COLS', 'SCORE_COLS', 'KNOWN_COL', 'REJECT_COL', 'JOB_PARAMETERS', 'check_reserved', 'score_frame', 'load_known',
-           'known_labels', 'IdTracker', 'show_path', 'ScoreSummary', 'JobPaths', 'check_paths', 'open_input',
-           'load_parts', 'ScoringRun', 'score_csv']
+__all__ = ['PROB_COLS', 'SCORE_COLS', 'REJECT_COL', 'JOB_PARAMETERS', 'check_reserved', 'score_frame', 'load_known',
+           'known_labels', 'IdTracker', 'open_input', 'load_parts', 'ScoringRun', 'ScoredChunk', 'chunk_probabilities',
+           'score_csv']
 
 # %% ../nbs/04_deploy.ipynb #5b43f84f
 PROB_COLS = tuple(f'prob_{c}' for c in CLASSES)
 SCORE_COLS = (TARGET, *PROB_COLS)
-KNOWN_COL = 'Known_Segmentation'
 REJECT_COL = 'Reject_Reason'
 
 # %% ../nbs/04_deploy.ipynb #4180a2f8
@@ -48,18 +48,20 @@ def _check_model(model):
         raise ValueError(f"the model predicts classes {classes}; scoring needs {CLASSES} in that order")
 
 # %% ../nbs/04_deploy.ipynb #5af6e96b
+def _checked(p, n:int)->np.ndarray:
+    "Probabilities `p` of `n` rows, checked, as float32 with each row renormalised to sum to 1."
+    p = np.asarray(p, dtype=np.float64)
+    if p.shape != (n, len(CLASSES)): raise ValueError(f"the model returned probabilities of shape {p.shape}, expected {(n, len(CLASSES))}")
+    if not np.isfinite(p).all() or (p < 0).any(): raise ValueError("the model returned probabilities that are negative, NaN or infinite")
+    return (p / p.sum(1, keepdims=True)).astype(np.float32)
+
 def _predict(model, typed:pd.DataFrame)->np.ndarray:
-    "Checked probabilities (n, 4) as float32, rows renormalised to sum to 1."
+    "Checked probabilities (n, 4) of the typed customers `typed`, as float32."
     if len(typed) == 0: return np.zeros((0, len(CLASSES)), np.float32)
     with warnings.catch_warnings():
         # unseen category values are counted and reported once per run by score_csv, not per chunk by sklearn
         warnings.filterwarnings('ignore', message='Found unknown categories')
-        p = np.asarray(model.predict_proba(typed), dtype=np.float64)
-    if p.shape != (len(typed), len(CLASSES)):
-        raise ValueError(f"the model returned probabilities of shape {p.shape}, expected {(len(typed), len(CLASSES))}")
-    if not np.isfinite(p).all() or (p < 0).any():
-        raise ValueError("the model returned probabilities that are negative, NaN or infinite")
-    return (p / p.sum(1, keepdims=True)).astype(np.float32)
+        return _checked(model.predict_proba(typed), len(typed))
 
 # %% ../nbs/04_deploy.ipynb #abbd73fb
 def check_reserved(columns, source:str, known:bool=False):
@@ -76,6 +78,7 @@ def score_frame(df:pd.DataFrame, # customers: the ID and feature columns (as tex
                 source:str='frame', # name used in error messages
                )->pd.DataFrame:
     "`df` with its columns unchanged plus `Segmentation` (most probable segment) and `prob_A`..`prob_D`."
+    import pandas as pd
     _check_model(model)
     check_reserved(df.columns, source)
     p = _predict(model, validate_customers(df, source, labeled=False))
@@ -106,109 +109,19 @@ def known_labels(ids, known:tuple)->pa.Array:
 
 # %% ../nbs/04_deploy.ipynb #086d8d9b
 class IdTracker:
-    "Duplicate IDs over a stream of chunks, from 64-bit hashes of the ID text."
-    def __init__(self): self.keys, self.lines = [], []
+    "Duplicate IDs over a stream of chunks, from 64-bit hashes of the ID texts spilled to temporary files."
+    def __init__(self): self.spill = IdSpill()
 
-    def add(self, ids:pd.Series, lines:np.ndarray):
-        "Record the IDs of a chunk and their file line numbers."
-        self.keys.append(id_keys(ids)); self.lines.append(np.asarray(lines, dtype=np.int64))
+    def add(self, hashes:np.ndarray, lines:np.ndarray):
+        "Record the ID hashes of a chunk (`columns.id_hashes`) and their file line numbers."
+        self.spill.add(hashes, np.asarray(lines, dtype=np.int64))
 
     def report(self, source:str)->str|None:
         "The warning about the duplicates, or None if there are none."
-        dup = repeated_keys(np.concatenate(self.keys), np.concatenate(self.lines)) if self.keys else None
-        return dup and problem('duplicate IDs', source=source, n_ids=dup[0], n_rows=dup[1], lines=line_list(dup[2]))
+        dup = self.spill.report()
+        return dup and problem('duplicate IDs', source=source, n_ids=dup[0], n_rows=dup[1], lines=line_list(dup[3], total=dup[2]))
 
-# %% ../nbs/04_deploy.ipynb #e3754b12
-def show_path(p)->str:
-    "`p` relative to the project root when it is an absolute path inside it, else as given."
-    try: return str(Path(p).relative_to(project_path())) if Path(p).is_absolute() else str(p)
-    except ValueError: return str(p)
-
-# %% ../nbs/04_deploy.ipynb #bc3a21cf
-@dataclass
-class ScoreSummary:
-    "What a `score_csv` run did; `str()` gives the report a person reads."
-    input_path: str
-    output_path: str
-    rows: int = 0  # rows scored (= output rows)
-    segment_counts: dict = field(default_factory=lambda: {c: 0 for c in CLASSES})
-    known_path: str|None = None  # the labeled file used for Known_Segmentation
-    known_matched: int|None = None  # scored rows whose ID is in that file
-    known_agree: int|None = None  # of those, rows whose predicted segment equals the known one
-    rejected: int = 0  # rows written to the rejects file instead
-    rejects_path: str|None = None
-    dropped_columns: list = field(default_factory=list)  # stray index column, if any
-    warnings: list = field(default_factory=list)  # every warning the run raised
-    drift: dict|None = None  # the drift report ([Drift](06_drift.ipynb)); None when no check was possible
-    drift_paths: tuple = ()  # where the drift report and its figure were written
-    seconds: float = 0.0
-
-    def segment_share(self)->dict:
-        "Share of the scored rows in each segment."
-        return {c: (n / self.rows if self.rows else 0.0) for c, n in self.segment_counts.items()}
-
-# %% ../nbs/04_deploy.ipynb #d0639b81
-@patch
-def _known_sentence(self:ScoreSummary, show=show_path)->str:
-    "How many scored customers are known, and how often the prediction agrees."
-    agree = (f"; the predicted segment agrees with the known one for {self.known_agree:,} ({self.known_agree / self.known_matched:.1%})"
-             if self.known_matched else '')
-    return f"Known customers: {self.known_matched:,} of {self.rows:,} appear in {show(self.known_path)} (column {KNOWN_COL}){agree}."
-
-# %% ../nbs/04_deploy.ipynb #8e010c2c
-@patch
-def __str__(self:ScoreSummary):
-    share, show = self.segment_share(), show_path
-    lines = [f"Scored {self.rows:,} row{'' if self.rows == 1 else 's'} of {show(self.input_path)} into {show(self.output_path)} in {self.seconds:.1f} s.",
-             "Predicted segments: " + ', '.join(f"{c} {n:,} ({share[c]:.1%})" for c, n in self.segment_counts.items())]
-    if self.drift is not None: lines.append(verdict(self.drift) + (f" Report: {show(self.drift_paths[0])}." if self.drift_paths else ''))
-    if self.known_path is not None: lines.append(self._known_sentence())
-    if self.rejects_path is not None: lines.append(f"Rejected: {self.rejected:,} rows with invalid values, written to {show(self.rejects_path)}.")
-    if self.dropped_columns: lines.append(f"Dropped: stray index column {', '.join(map(repr, self.dropped_columns))}.")
-    return '\n'.join(lines + ["Warnings: " + (f"{len(self.warnings)}" if self.warnings else "none.")] + [f"  - {w}" for w in self.warnings])
-
-# %% ../nbs/04_deploy.ipynb #4fd8a56f
-@patch
-def markdown(self:ScoreSummary)->md:
-    "The summary as Markdown, without the timing (so it reads the same on every run): the files, the segments, the rest."
-    show, root = (lambda p: f'`{show_path(p)}`'), f'{project_path()}{os.sep}'
-    share = self.segment_share()
-    parts = [f"Scored {count(self.rows)} customers of {show(self.input_path)} into {show(self.output_path)}.",
-             md_table([{'': 'customers', **{c: count(n) for c, n in self.segment_counts.items()}},
-                       {'': 'share', **{c: pct(share[c]) for c in self.segment_counts}}])]
-    if self.drift is not None: parts.append(verdict(self.drift) + (f" Report: {show(self.drift_paths[0])}." if self.drift_paths else ''))
-    if self.known_path is not None: parts.append(self._known_sentence(show).replace(KNOWN_COL, f'`{KNOWN_COL}`'))
-    if self.rejects_path is not None: parts.append(f"Rejected: {count(self.rejected)} rows with invalid values, written to {show(self.rejects_path)}.")
-    warns = [w.replace(root, '') for w in self.warnings]  # the project's own paths, relative
-    return md('\n\n'.join(parts + ['Warnings: none.' if not warns else 'Warnings:\n\n' + '\n'.join(f'- {w}' for w in warns)]))
-
-# %% ../nbs/04_deploy.ipynb #6f696c21
-@dataclass
-class JobPaths:
-    "The files of a scoring run: the input, the output, and the optional labeled and rejects files."
-    input: Path
-    output: Path
-    labeled: Path|None = None
-    rejects: Path|None = None
-
-    @classmethod
-    def of(cls, input, output, labeled=None, rejects=None)->JobPaths:
-        "The paths as `Path`s; an empty or None labeled or rejects path means none."
-        return cls(Path(input), Path(output), Path(labeled) if labeled else None, Path(rejects) if rejects else None)
-
-# %% ../nbs/04_deploy.ipynb #44f18dd2
-def check_paths(paths:JobPaths)->JobPaths:
-    "`paths`, after checking that the output and the rejects file are none of the run's inputs."
-    p = paths
-    for other, what in ((p.input, 'the input'), (p.labeled, 'the labeled file'), (p.rejects, 'the rejects file')):
-        if other is not None and same_file(p.output, other):
-            raise CustomerDataError(f"{p.output}: the output path is {what} ({other}); scoring never overwrites its own input. "
-                                    "Give another output path.")
-    if p.rejects is not None and str(p.rejects) == STDIO:
-        raise CustomerDataError("the rejects file must be a file: '-' (standard output) is for the scored output only. Give a file name.")
-    if p.rejects is not None and any(o is not None and same_file(p.rejects, o) for o in (p.input, p.labeled)):
-        raise CustomerDataError(f"{p.rejects}: the rejects path is an input of the run; give another path.")
-    return p
+    def close(self): self.spill.close()
 
 # %% ../nbs/04_deploy.ipynb #449e4c81
 def open_input(paths:JobPaths, sep:str=',', # the delimiter of a CSV input
@@ -243,8 +156,7 @@ class ScoringRun:
                                     known_path=str(paths.labeled) if known else None, known_matched=0 if known else None,
                                     known_agree=0 if known else None, rejects_path=str(paths.rejects) if paths.rejects else None)
         self.unseen, self.variants, self.ids = {}, {}, IdTracker()
-        profile = getattr(model, 'profile', None)
-        self.drift = DriftCheck(profile) if profile is not None else None
+        self.drift = DriftCheck(p) if (p := getattr(model, 'profile', None)) is not None else None
 
     @property
     def output_schema(self)->pa.Schema:
@@ -253,49 +165,103 @@ class ScoringRun:
         return pa.schema([*self.src.schema, *scores])
 
 # %% ../nbs/04_deploy.ipynb #5a5b1e17
-@patch
-def set_aside(self:ScoringRun, t:pa.Table, lines:np.ndarray, reject)->tuple:
-    "(`t` without its invalid rows, their line numbers); the invalid rows written with `reject`, each with its reasons."
-    bad, why = invalid_rows(t, self.reject_ranges)
-    if not bad.any(): return t, lines
-    reject(t.filter(pa.array(bad)).append_column(REJECT_COL, pa.array(why[bad].tolist(), pa.string())))
-    self.summary.rejected += int(bad.sum())
-    return t.filter(pa.array(~bad)), lines[~bad]
+@dataclass
+class ScoredChunk:
+    "What `ScoringRun.score_chunk` found in a chunk, for `ScoringRun.merge` to add to the run."
+    table: pa.Table  # the chunk's rows with the scores (and known labels) appended
+    lines: np.ndarray  # their file lines
+    best: np.ndarray  # the index of each row's segment in CLASSES
+    ids: np.ndarray  # the hashes of their IDs
+    numbers: dict  # {numeric feature: float64 per row}, for the training-range check
+    unseen: dict = field(default_factory=dict)  # {column: {unseen value: count}}
+    variants: dict = field(default_factory=dict)  # {column: {case or space variant: count}}
+    drift: dict|None = None  # `drift.feature_arrays` of the rows, when the run checks drift
+    known: tuple = (0, 0)  # rows whose ID is known, and of those whose prediction agrees
+    rejected: pa.Table|None = None  # the rows set aside, with their reasons
 
 # %% ../nbs/04_deploy.ipynb #a574af63
 @patch
-def add_scores(self:ScoringRun, t:pa.Table, p:np.ndarray)->pa.Table:
-    "`t` with the segment, the probabilities `p` and the known labels appended; the summary's counts updated."
-    best, s = p.argmax(1), self.summary
-    lab = pc.take(pa.array(CLASSES, pa.string()), pa.array(best))
+def set_aside(self:ScoringRun, t:pa.Table, lines:np.ndarray)->tuple:
+    "(`t` without its invalid rows, their line numbers, the invalid rows with their reasons or None)."
+    bad, why = invalid_rows(t, self.reject_ranges)
+    if not bad.any(): return t, lines, None
+    rejected = t.filter(pa.array(bad)).append_column(REJECT_COL, pa.array(why[bad].tolist(), pa.string()))
+    return t.filter(pa.array(~bad)), lines[~bad], rejected
+
+# %% ../nbs/04_deploy.ipynb #975b9178
+def chunk_probabilities(model, t:pa.Table, cols:dict)->np.ndarray:
+    "Checked probabilities (n, 4) as float32 of chunk `t`, whose features `cols` are parsed."
+    if t.num_rows == 0: return np.zeros((0, len(CLASSES)), np.float32)
+    sc = getattr(model, 'scorer', None)
+    return _checked(sc.score_columns(cols), t.num_rows) if sc is not None else _predict(model, typed_frame(t, cols))
+
+# %% ../nbs/04_deploy.ipynb #6523ea45
+def _drift_arrays(cols:dict)->dict:
+    "`drift.feature_arrays` of parsed features: numbers per row, categories as codes (known levels, then unseen, then missing)."
+    def codes(cat, levels):
+        k = cat.lookup(list(levels), null=len(levels) + 1)
+        return np.where(k < 0, len(levels), k)
+    return {c: codes(v, CATEGORY_VALUES[c]) if c in CATEGORY_VALUES else v.rows() for c, v in cols.items()}
+
+# %% ../nbs/04_deploy.ipynb #8d4460f4
+@patch
+def add_scores(self:ScoringRun, t:pa.Table, p:np.ndarray)->tuple:
+    "(`t` with the segment, the probabilities `p` and the known labels appended; (known IDs, agreeing predictions))."
+    lab = pc.take(pa.array(CLASSES, pa.string()), pa.array(p.argmax(1)))
     t = t.append_column(TARGET, lab)
     for i, c in enumerate(PROB_COLS): t = t.append_column(c, pa.array(p[:, i]))
-    s.rows += t.num_rows
-    for c, n in zip(CLASSES, np.bincount(best, minlength=len(CLASSES))): s.segment_counts[c] += int(n)
-    if self.known is None: return t
+    if self.known is None: return t, (0, 0)
     k = known_labels(as_text(t[ID_COL]), self.known)
-    s.known_matched += int(k.is_valid().to_numpy(zero_copy_only=False).sum())
-    s.known_agree += int(pc.sum(pc.equal(k, lab)).as_py() or 0)
-    return t.append_column(KNOWN_COL, k)
+    agree = (int(k.is_valid().to_numpy(zero_copy_only=False).sum()), int(pc.sum(pc.equal(k, lab)).as_py() or 0))
+    return t.append_column(KNOWN_COL, k), agree
 
-# %% ../nbs/04_deploy.ipynb #57f62825
+# %% ../nbs/04_deploy.ipynb #52562d51
 @patch
 def score_chunk(self:ScoringRun, t:pa.Table, offset:int, # a chunk and the rows of the file before it
-                reject=None, # `write` of the rejects file, or None to refuse invalid rows
-               )->pa.Table:
-    "Chunk `t` scored: rejects set aside if asked, typed and checked, predicted, known labels looked up."
-    lines = np.arange(offset, offset + t.num_rows) + FIRST_ROW_LINE
-    if reject is not None: t, lines = self.set_aside(t, lines, reject)
-    typed, unseen, variants = typed_features(t, self.src.source, offset)
-    for found, new in ((self.unseen, unseen), (self.variants, variants)):
-        for c, d in new.items(): found.setdefault(c, Counter()).update(d)
-    self.ids.add(typed[ID_COL], lines)
-    self.ranges.add(typed, lines)
-    p = _predict(self.model, typed)
-    if self.drift is not None: self.drift.add_arrays(feature_arrays(typed), p.argmax(1))
-    return self.add_scores(t, p)
+                rejects:bool=False, # set invalid rows aside (True) or refuse them (False)?
+               )->ScoredChunk:
+    "Chunk `t` scored: rejects set aside if asked, parsed and checked, predicted, known labels looked up; the run unchanged."
+    lines, rejected = np.arange(offset, offset + t.num_rows) + FIRST_ROW_LINE, None
+    if rejects: t, lines, rejected = self.set_aside(t, lines)
+    cols, unseen, variants = parse_features(t, self.src.source, offset)
+    p = chunk_probabilities(self.model, t, cols)
+    table, known = self.add_scores(t, p)
+    return ScoredChunk(table, lines, p.argmax(1), id_hashes(as_missing(t[ID_COL])), {c: cols[c].rows() for c in NUMERIC_FEATURES},
+                       unseen, variants, _drift_arrays(cols) if self.drift is not None else None, known, rejected)
 
-# %% ../nbs/04_deploy.ipynb #3e2ca8f9
+# %% ../nbs/04_deploy.ipynb #b42e3bba
+@patch
+def merge(self:ScoringRun, c:ScoredChunk, write, # a scored chunk; `write` of the output
+          reject=None): # `write` of the rejects file
+    "Add the scored chunk `c` to the run, in file order: its rows and rejects written, its counts and findings added."
+    s = self.summary
+    if c.rejected is not None: reject(c.rejected); s.rejected += c.rejected.num_rows
+    for found, new in ((self.unseen, c.unseen), (self.variants, c.variants)):
+        for col, d in new.items(): found.setdefault(col, Counter()).update(d)
+    self.ids.add(c.ids, c.lines); self.ranges.add(c.numbers, c.lines)
+    if self.drift is not None: self.drift.add_arrays(c.drift, c.best)
+    s.rows += c.table.num_rows
+    for k, n in zip(CLASSES, np.bincount(c.best, minlength=len(CLASSES))): s.segment_counts[k] += int(n)
+    if self.known is not None: s.known_matched += c.known[0]; s.known_agree += c.known[1]
+    write(c.table)
+
+# %% ../nbs/04_deploy.ipynb #cc1090fb
+@patch
+def score_all(self:ScoringRun, chunks, # (chunk, rows before it) pairs, as `CustomerFile.chunks` yields them
+              write, reject=None, # `write` of the output; of the rejects file, or None to refuse invalid rows
+              threads:int=2): # chunks scored at once (1 for a model without a scorer)
+    "Score every chunk of `chunks` on `threads` threads and merge the results in file order."
+    threads, pending = (threads if getattr(self.model, 'scorer', None) is not None else 1), deque()
+    if threads == 1:  # one core: every step on this thread, in turn
+        with blas_threads(1): [self.merge(self.score_chunk(t, offset, reject is not None), write, reject) for t, offset in chunks]
+        return
+    with blas_threads(1), ThreadPoolExecutor(threads) as pool:
+        for t, offset in chunks:
+            pending.append(pool.submit(self.score_chunk, t, offset, reject is not None))
+            while len(pending) > threads: self.merge(pending.popleft().result(), write, reject)
+        while pending: self.merge(pending.popleft().result(), write, reject)
+
+# %% ../nbs/04_deploy.ipynb #03df7881
 @patch
 def finish(self:ScoringRun, caught:list, seconds:float)->ScoreSummary:
     "The summary with every warning of the run: from loading, unseen category values, duplicate IDs, a dropped column."
@@ -309,10 +275,19 @@ def finish(self:ScoringRun, caught:list, seconds:float)->ScoreSummary:
         s.drift = self.drift.report()
         if (w := drift_warning(s.drift, inp)): s.warnings.append(w)
     elif isinstance(self.model, SegmentPredictor): s.warnings.append(no_profile_warning(getattr(self.model, 'model_dir', 'the model folder')))
-    s.seconds = seconds
+    s.seconds, s.check = seconds, self.drift
     return s
 
-# %% ../nbs/04_deploy.ipynb #5a6a8bfe
+# %% ../nbs/04_deploy.ipynb #a6310f22
+def _check_options(drift_report, report, reject_out_of_range:bool, rejects_path, chunk_size):
+    "Refuse, before any work, options that cannot go together or a drift report whose folder does not exist."
+    if drift_report and drift_report is not True and not report[0].parent.is_dir():
+        raise CustomerDataError(f"{report[0]}: its folder does not exist; create it or give another drift report path.")
+    if reject_out_of_range and not rejects_path:
+        raise CustomerDataError("reject_out_of_range (--reject-out-of-range) needs a rejects file (rejects_path, --rejects FILE) to put the rows in.")
+    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1: raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+
+# %% ../nbs/04_deploy.ipynb #f2801e43
 def score_csv(input_path:str|Path, # customers (ID, the nine features, any other columns): CSV, compressed CSV, Parquet; '-': stdin
               output_path:str|Path, # file to write: the input columns + Segmentation, prob_A..prob_D (+ Known_Segmentation); '-': stdout
               model_dir:str|Path|None=None, # saved model folder (default: `artifact.default_model_dir()`)
@@ -324,25 +299,28 @@ def score_csv(input_path:str|Path, # customers (ID, the nine features, any other
               sep:str=',', # the delimiter of a CSV input ('tab' for a tab)
               reject_out_of_range:bool=False, # with a rejects file: set aside values outside the training ranges too
               drift_report=None, # drift report JSON: None beside the output (none for stdout), a path, or False/'' for none
+              drift_figure:bool|None=None, # draw the drift figure: None only when drift is found, True always, False never
+              threads:int=2, # chunks scored at once (one per core); 1: one core, every step on the calling thread
              )->ScoreSummary:
     "Score the customers in `input_path` into `output_path` chunk by chunk; returns a `ScoreSummary`."
     t0, sep, report = time.time(), parse_sep(sep), report_paths(output_path, drift_report)
-    if drift_report and drift_report is not True and not report[0].parent.is_dir(): raise CustomerDataError(f"{report[0]}: its folder does not exist; create it or give another drift report path.")
-    if reject_out_of_range and not rejects_path:
-        raise CustomerDataError("reject_out_of_range (--reject-out-of-range) needs a rejects file (rejects_path, --rejects FILE) to put the rows in.")
-    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1: raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    _check_options(drift_report, report, reject_out_of_range, rejects_path, chunk_size)
     with input_file(input_path) as (inp, source), output_file(output_path) as (out, shown):
         paths = check_paths(JobPaths.of(inp, out, labeled_path, rejects_path))
         src = open_input(paths, sep, source)
+        src.use_threads = threads > 1
         model, known, caught = load_parts(model, model_dir, paths.labeled)
         run = ScoringRun(paths, src, model, known, reject_out_of_range, shown)
         rejects = table_writer(paths.rejects, pa.schema([*src.schema, (REJECT_COL, pa.string())])) if paths.rejects else nullcontext()
-        with rejects as reject, table_writer(paths.output, run.output_schema) as write:
-            for t, offset in src.chunks(chunk_size, progress): write(run.score_chunk(t, offset, reject))
-    s = run.finish(caught, time.time() - t0)
-    if s.drift is not None and s.drift['enough_rows'] and report: write_drift_report(s.drift, *report); s.drift_paths = tuple(map(str, report))
+        try:
+            with rejects as reject, table_writer(paths.output, run.output_schema) as write:
+                run.score_all(src.chunks(chunk_size, progress), write, reject, threads)
+            s = run.finish(caught, time.time() - t0)
+        finally: run.ids.close()
+    if s.drift is not None and s.drift['enough_rows'] and report: s.drift_paths = tuple(map(str, write_drift_report(s.drift, *report, drift_figure)))
     for msg in s.warnings: warnings.warn(msg, UserWarning, stacklevel=2)
     return s
 
-# %% ../nbs/04_deploy.ipynb #a6310f22
-JOB_PARAMETERS = ('input_path', 'output_path', 'model_dir', 'chunk_size', 'labeled_path', 'rejects_path', 'sep', 'reject_out_of_range', 'drift_report')
+# %% ../nbs/04_deploy.ipynb #3bae3a44
+JOB_PARAMETERS = ('input_path', 'output_path', 'model_dir', 'chunk_size', 'labeled_path', 'rejects_path', 'sep', 'reject_out_of_range', 'drift_report',
+                  'drift_figure', 'workers', 'scheduler', 'format')

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, math
 from pathlib import Path
 import numpy as np
-import pandas as pd
+from fastcore.basics import patch
 from .data import CATEGORY_VALUES, CATEGORICAL_FEATURES, CLASSES, FEATURES, NUMERIC_FEATURES
 from .files import atomic_write, save_figure
 from .report import count, num, pct
@@ -16,7 +16,7 @@ from .artifact import ModelLoadError, RETRAIN
 # %% auto #0
 __all__ = ['MAX_LEVELS', 'ENCODED_WIDTH', 'PROFILE_VERSION', 'PROFILE_FILE', 'THRESHOLDS', 'SAMPLE_PER_CHUNK', 'SUFFIXES',
            'numeric_edges', 'category_codes', 'feature_arrays', 'bin_counts', 'encode', 'describe_training',
-           'check_profile', 'write_profile', 'read_profile', 'psi', 'chi2_test', 'normal_cdf', 'domain_auc',
+           'check_profile', 'write_profile', 'read_profile', 'psi', 'chi2_sf', 'chi2_test', 'normal_cdf', 'domain_auc',
            'DriftCheck', 'verdict', 'drift_warning', 'no_profile_warning', 'plot_drift', 'write_drift_report',
            'report_paths']
 
@@ -34,6 +34,7 @@ def category_codes(col, # a typed categorical column: object values with NaN for
                    levels:tuple, # its known levels
                   )->np.ndarray:
     "Codes of `col`: `0..k-1` for the known levels, `k` for an unseen level, `k+1` for missing."
+    import pandas as pd
     col = pd.Series(col, dtype=object)
     codes = pd.Index(list(levels)).get_indexer(col).astype(np.int16)
     codes[codes < 0] = len(levels)
@@ -84,6 +85,7 @@ def describe_training(df:pd.DataFrame, # typed training customers (as `load_cust
                       labels=None, # their segments, for the training segment mix
                      )->dict:
     "The training profile that drift checks compare scored customers with."
+    import pandas as pd
     center = {c: (float(df[c].mean()), float(df[c].std() or 1.0)) for c in NUMERIC_FEATURES}
     arrays = feature_arrays(df)
     X = encode(arrays, center)
@@ -133,16 +135,43 @@ def psi(scored:np.ndarray, train:np.ndarray)->float:
     return float(np.sum((s - t) * np.log(s / t)))
 
 # %% ../nbs/06_drift.ipynb #78433fb2
+def _gamma_series(a:float, x:float)->float:
+    "The regularised lower incomplete gamma function P(a, x) by its series (for x < a + 1)."
+    term = total = 1.0 / a
+    for k in range(1, 10_000):
+        term *= x / (a + k); total += term
+        if abs(term) < abs(total) * 1e-16: break
+    return total * math.exp(-x + a * math.log(x) - math.lgamma(a))
+
+def _gamma_fraction(a:float, x:float)->float:
+    "The regularised upper incomplete gamma function Q(a, x) by Lentz's continued fraction (for x >= a + 1)."
+    b, c, d = x + 1 - a, 1e300, 1 / (x + 1 - a)
+    h = d
+    for i in range(1, 10_000):
+        an = -i * (i - a); b += 2
+        d = 1 / (an * d + b or 1e-300); c = b + an / c or 1e-300
+        h *= d * c
+        if abs(d * c - 1) < 1e-16: break
+    return h * math.exp(-x + a * math.log(x) - math.lgamma(a))
+
+# %% ../nbs/06_drift.ipynb #dd7c0784
+def chi2_sf(x:float, dof:int)->float:
+    "P(X > x) for X chi-square distributed with `dof` degrees of freedom."
+    if x <= 0: return 1.0
+    a, h = dof / 2, x / 2
+    return max(0.0, 1.0 - _gamma_series(a, h)) if h < a + 1 else _gamma_fraction(a, h)
+
+# %% ../nbs/06_drift.ipynb #29102f06
 def chi2_test(scored:np.ndarray, train:np.ndarray)->tuple:
     "(statistic, p-value) of the chi-square test that scored and training counts share one distribution."
     table = np.array([scored, train], float)
     table = table[:, table.sum(0) > 0]
     if table.shape[1] < 2 or table[0].sum() == 0: return 0.0, 1.0
-    from scipy.stats import chi2_contingency  # imported when a report is made, not when scoring starts
-    stat, p, _, _ = chi2_contingency(table, correction=False)
-    return float(stat), float(p)
+    expected = np.outer(table.sum(1), table.sum(0)) / table.sum()
+    stat = float(((table - expected) ** 2 / expected).sum())
+    return stat, chi2_sf(stat, table.shape[1] - 1)
 
-# %% ../nbs/06_drift.ipynb #2e9f3521
+# %% ../nbs/06_drift.ipynb #9d67a621
 THRESHOLDS = {
     'alpha': 0.05,  # family-wise false-alarm rate over all features (Bonferroni-corrected per feature)
     'psi': 0.1,  # the conventional boundary between "no change" and "moderate shift"
@@ -150,12 +179,12 @@ THRESHOLDS = {
     'min_rows': 200,  # fewer rows leave bins with expected counts under 5, where neither PSI nor the chi-square test can be trusted
 }
 
-# %% ../nbs/06_drift.ipynb #fe2fb657
+# %% ../nbs/06_drift.ipynb #5f790ea7
 def normal_cdf(x:float)->float:
     "The standard normal distribution function at `x`."
     return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
-# %% ../nbs/06_drift.ipynb #9d67a621
+# %% ../nbs/06_drift.ipynb #765f2cf6
 def domain_auc(mean_s, cov_s, n_s:int, # mean, covariance and size of the scored encoding
                mean_t, cov_t, n_t:int, # the same for the training customers
               )->float:
@@ -182,7 +211,7 @@ class DriftCheck:
 
     def add(self, df:pd.DataFrame, segments=None):
         "Count the typed customers `df` and their predicted segments (labels A-D)."
-        codes = None if segments is None else pd.Index(list(CLASSES)).get_indexer(np.asarray(segments))
+        codes = None if segments is None else np.searchsorted(CLASSES, np.asarray(segments))
         return self.add_arrays(feature_arrays(df), codes)
 
     def add_arrays(self, arrays:dict, segment_codes=None):
@@ -199,6 +228,17 @@ class DriftCheck:
         return self
 
 # %% ../nbs/06_drift.ipynb #18682ba9
+@patch
+def merge(self:DriftCheck, other:DriftCheck)->DriftCheck:
+    "Add the counts and moments of `other`, a check against the same profile, to this check."
+    if other.profile is not self.profile and other.profile != self.profile: raise ValueError('the checks compare with different training profiles')
+    for c in self.counts: self.counts[c] += other.counts[c]
+    for c in self.out_of_range: self.out_of_range[c] += other.out_of_range[c]
+    self.segments += other.segments; self._sum += other._sum; self._outer += other._outer
+    self.sampled += other.sampled; self.rows += other.rows
+    return self
+
+# %% ../nbs/06_drift.ipynb #2830dd0d
 def _feature_report(f:dict, got:np.ndarray, alpha:float)->dict:
     "PSI, chi-square test and shares of one feature, and whether it drifted."
     ref = np.asarray(f['counts'])
@@ -209,7 +249,7 @@ def _feature_report(f:dict, got:np.ndarray, alpha:float)->dict:
     r['drifted'] = bool(p < alpha and r['psi'] >= THRESHOLDS['psi'])
     return r
 
-# %% ../nbs/06_drift.ipynb #2830dd0d
+# %% ../nbs/06_drift.ipynb #a15ccc03
 def _segment_mix(check:DriftCheck)->dict:
     "Predicted segment shares of the scored customers beside the training mix."
     n = max(int(check.segments.sum()), 1)
@@ -234,7 +274,7 @@ def _report(self:DriftCheck)->dict:
             'features': feats, 'segment_mix': _segment_mix(self)}
 DriftCheck.report = _report
 
-# %% ../nbs/06_drift.ipynb #a15ccc03
+# %% ../nbs/06_drift.ipynb #379fb415
 def verdict(report:dict)->str:
     "One or two sentences on whether the scored customers drifted from the training customers."
     auc, n = num(report['domain_auc'], 2), count(report['rows'])
@@ -247,7 +287,7 @@ def verdict(report:dict)->str:
     return (f"Drift: the {n} scored customers differ from the training customers in {what}; whole-customer AUC {auc}. "
             "Their segments are less trustworthy than the cross-validated accuracy suggests.")
 
-# %% ../nbs/06_drift.ipynb #379fb415
+# %% ../nbs/06_drift.ipynb #19011b8a
 def drift_warning(report:dict, source:str)->str|None:
     "The run's warning when the scored customers drifted, naming the features; None when they did not."
     if not report['drifted']: return None
@@ -263,7 +303,7 @@ def no_profile_warning(model_dir)->str:
 # %% ../nbs/06_drift.ipynb #7ff5306c
 def plot_drift(report:dict):
     "Figure: each feature's PSI against the threshold, and the predicted segment mix beside the training mix."
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt, pandas as pd
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={'width_ratios': [3, 2]})
     f = report['features']
     a.barh(list(f), [r['psi'] for r in f.values()], color=['#c44e52' if r['drifted'] else '#4c72b0' for r in f.values()])
@@ -275,7 +315,7 @@ def plot_drift(report:dict):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_drift.ipynb #15863bc1
+# %% ../nbs/06_drift.ipynb #c4656a58
 def _plain(o):
     "JSON encoding of the numpy numbers in a report."
     if isinstance(o, np.generic): return o.item()
@@ -284,14 +324,17 @@ def _plain(o):
 def write_drift_report(report:dict, # from `DriftCheck.report`
                        json_path, # where the JSON goes
                        figure_path=None, # where the figure goes (None: no figure)
-                      ):
-    "Write the report as JSON, and its figure, atomically."
-    import matplotlib.pyplot as plt
-    if figure_path is not None:  # the figure first: the JSON, which tools read, appears only once both are done
+                       figure:bool|None=None, # draw it? None: only when the report finds drift
+                      )->tuple:
+    "Write the report as JSON, and its figure, atomically; returns the paths written."
+    draw = figure_path is not None and (figure or (figure is None and report['drifted']))
+    if draw:  # the figure first: the JSON, which tools read, appears only once both are done
+        import matplotlib.pyplot as plt  # only here: importing it costs more than scoring a small file
         fig = plot_drift(report); save_figure(fig, figure_path); plt.close(fig)
     with atomic_write(json_path) as f: json.dump(report, f, indent=1, default=_plain)
+    return (Path(json_path), Path(figure_path)) if draw else (Path(json_path),)
 
-# %% ../nbs/06_drift.ipynb #c4656a58
+# %% ../nbs/06_drift.ipynb #35449cc0
 SUFFIXES = ('.gz', '.bz2', '.zst', '.lz4', '.csv', '.tsv', '.txt', '.parquet')  # what is stripped from an output's name
 
 def report_paths(output, # the scored output (a path, or '-' for standard output)

@@ -68,13 +68,13 @@ def parquet_file(path:Path, source:str)->tuple:
 
 # %% ../nbs/04c_formats.ipynb #772c1896
 def block_size(chunk_size:int)->int:
-    "Bytes Arrow reads at a time: about a chunk of typical rows, between 1 and 64 MiB."
-    return int(min(64 << 20, max(1 << 20, chunk_size * 64)))
+    "Bytes Arrow reads at a time: about a chunk of typical rows, between 64 KiB and 1 MiB."
+    return int(min(1 << 20, max(64 << 10, chunk_size * 64)))
 
 # %% ../nbs/04c_formats.ipynb #392af840
-def csv_reader(stream, names:list, chunk_size:int, sep:str, source:str):
-    "Arrow's streaming CSV reader over `stream`: the header line skipped, every column as text."
-    read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_size(chunk_size))
+def csv_reader(stream, names:list, chunk_size:int, sep:str, source:str, use_threads:bool=True):
+    "Arrow's streaming CSV reader over `stream`: the header line skipped, every column as text (parsed on Arrow's threads if `use_threads`)."
+    read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_size(chunk_size), use_threads=use_threads)
     conv = pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
                                 strings_can_be_null=False, quoted_strings_can_be_null=False)
     try: return pacsv.open_csv(stream, read_options=read, parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),

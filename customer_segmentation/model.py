@@ -41,6 +41,8 @@ from .data import CLASSES, TARGET
 from .files import atomic_path, project_path
 from .preprocess import build_preprocessor, prepare_features, save_preprocessor
 from .drift import PROFILE_FILE, describe_training, read_profile, write_profile
+from .scoring_params import write_scoring_params
+from .numpy_engine import load_scoring_model
 from .artifact import (
     FORMAT_VERSION, MODEL_FILES, RETRAIN, ModelLoadError, ModelVersionWarning, SegmentPredictor, check_parts, model_metadata, training_ranges,
     read_metadata, read_preprocessor)
@@ -244,9 +246,10 @@ def network_learner(config:NetConfig, # hyperparameters
 def _write_artifact(model:SegmentModel, # the model to write
                     d:Path, # an existing, empty folder
                    ):
-    "Write the files of a saved model into folder `d`: network, preprocessor, metadata and training profile."
+    "Write the files of a saved model into folder `d`: network, preprocessor, scoring parameters, metadata, training profile."
     model.network.save(d/'model.keras')
     save_preprocessor(model.preprocessor, d/'preprocessor.skops')
+    model.metadata['scoring_params'] = write_scoring_params(d, model.preprocessor, model.network, list(model.classes))
     (d/'metadata.json').write_text(json.dumps(model.metadata, indent=1) + '\n', encoding='utf-8')
     if getattr(model, 'profile', None) is not None: write_profile(model.profile, d)
 
@@ -277,5 +280,5 @@ def save_model(model:SegmentModel, # the model to save
         _write_artifact(model, tmp)
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', ModelVersionWarning)
-            load_model(tmp)
+            load_model(tmp); load_scoring_model(tmp)
     return model_dir

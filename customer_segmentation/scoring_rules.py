@@ -8,13 +8,15 @@ import difflib, shutil, sys, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
-import pandas as pd
 from fastcore.basics import patch
-from .data import DELIMITERS, problem, range_problems
+from dataclasses import dataclass
+from .data import DELIMITERS, CustomerDataError, problem, range_problems
+from .customer_files import same_file
 from .files import clean_stale, temp_name
 
 # %% auto #0
-__all__ = ['STDIO', 'RangeCheck', 'spool', 'input_file', 'output_file', 'parse_sep', 'ParameterError', 'check_parameters']
+__all__ = ['STDIO', 'RangeCheck', 'spool', 'input_file', 'output_file', 'JobPaths', 'check_paths', 'parse_sep', 'ParameterError',
+           'check_parameters']
 
 # %% ../nbs/04d_scoring_rules.ipynb #b76a1c6d
 class RangeCheck:
@@ -34,12 +36,12 @@ class RangeCheck:
 def _keep(old:list, new, n:int)->list: return (old + list(new))[:n]
 
 @patch
-def add(self:RangeCheck, typed:pd.DataFrame, # a typed chunk
+def add(self:RangeCheck, typed, # a typed chunk, or {numeric feature: its values}
         lines:np.ndarray, # the file lines of its rows
        ):
     "Count the values of `typed` outside the training ranges, keeping the first lines and values of each kind."
     for c, rng in self.ranges.items():
-        num = typed[c].to_numpy(dtype=float)
+        num = np.asarray(typed[c], dtype=float)
         for kind, mask in range_problems(num, rng).items():
             if not mask.any(): continue
             n, ls, vs = self.found.get((c, kind), (0, [], []))
@@ -94,6 +96,34 @@ def output_file(path:str|Path, # the output as given: a path, or '-' for standar
             else: sys.stdout.write(f.read().decode('utf-8'))
 
 # %% ../nbs/04d_scoring_rules.ipynb #36211511
+@dataclass
+class JobPaths:
+    "The files of a scoring run: the input, the output, and the optional labeled and rejects files."
+    input: Path
+    output: Path
+    labeled: Path|None = None
+    rejects: Path|None = None
+
+    @classmethod
+    def of(cls, input, output, labeled=None, rejects=None)->JobPaths:
+        "The paths as `Path`s; an empty or None labeled or rejects path means none."
+        return cls(Path(input), Path(output), Path(labeled) if labeled else None, Path(rejects) if rejects else None)
+
+# %% ../nbs/04d_scoring_rules.ipynb #bfc2ae48
+def check_paths(paths:JobPaths)->JobPaths:
+    "`paths`, after checking that the output and the rejects file are none of the run's inputs."
+    p = paths
+    for other, what in ((p.input, 'the input'), (p.labeled, 'the labeled file'), (p.rejects, 'the rejects file')):
+        if other is not None and same_file(p.output, other):
+            raise CustomerDataError(f"{p.output}: the output path is {what} ({other}); scoring never overwrites its own input. "
+                                    "Give another output path.")
+    if p.rejects is not None and str(p.rejects) == STDIO:
+        raise CustomerDataError("the rejects file must be a file: '-' (standard output) is for the scored output only. Give a file name.")
+    if p.rejects is not None and any(o is not None and same_file(p.rejects, o) for o in (p.input, p.labeled)):
+        raise CustomerDataError(f"{p.rejects}: the rejects path is an input of the run; give another path.")
+    return p
+
+# %% ../nbs/04d_scoring_rules.ipynb #81d9c1e5
 def parse_sep(s:str)->str:
     "The delimiter `s` names: one character other than a quote or a line break; 'tab' or '\\t' for a tab."
     sep = {'tab': '\t', '\\t': '\t'}.get(s, s)
@@ -102,7 +132,7 @@ def parse_sep(s:str)->str:
                          f"or 'tab'; got {s!r}")
     return sep
 
-# %% ../nbs/04d_scoring_rules.ipynb #a3810e4c
+# %% ../nbs/04d_scoring_rules.ipynb #0adb31f4
 class ParameterError(ValueError):
     "A notebook parameter that the notebook does not have."
 

@@ -153,21 +153,6 @@ def test_chunks_bound_what_the_model_sees(tmp_path, model):
     assert [t.num_rows for t in iter_csv_chunks(FIX/'customers.csv', 5)] == [5, 5, 2]
 
 
-def test_numpy_engine_matches_keras():
-    "The numpy network gives Keras's probabilities (built directly, so this holds whatever the installed versions)."
-    from customer_segmentation.deploy import NumpyNetwork
-    from customer_segmentation.model import load_model
-    from customer_segmentation.preprocess import load_preprocessor
-    net = NumpyNetwork.from_keras_file(MODEL_DIR/'model.keras')
-    assert net is not None and net.n_outputs == 4
-    model = ScoringModel(net, load_preprocessor(MODEL_DIR/'preprocessor.skops'), json.loads((MODEL_DIR/'metadata.json').read_text()))
-    keras_model = load_model(MODEL_DIR)
-    df = pd.read_csv(FIX/'customers.csv', dtype=str)
-    from customer_segmentation.data import validate_customers
-    typed = validate_customers(df, 'customers.csv', labeled=False)
-    np.testing.assert_allclose(model.predict_proba(typed), keras_model.predict_proba(typed), atol=1e-5)
-
-
 def test_model_is_loaded_from_model_dir(tmp_path):
     s, _ = score(FIX/'customers.csv', tmp_path/'o.csv', model_dir=MODEL_DIR)
     assert s.rows == 12 and (tmp_path/'o.csv').is_file()

@@ -39,8 +39,10 @@ def test_same_market_sample_is_not_flagged_and_the_report_lands_beside_the_outpu
     assert {'drifted', 'features', 'domain_auc', 'segment_mix'} <= set(rep)
     assert all('drifted' in f and 'psi' in f and 'p_value' in f for f in rep['features'].values())
     assert 0.45 <= rep['domain_auc'] < 0.6 and sum(rep['segment_mix']['scored'].values()) == pytest.approx(1)
-    assert (tmp_path/'scored_drift.png').read_bytes()[:4] == b'\x89PNG'
+    assert not (tmp_path/'scored_drift.png').exists()  # no drift: no figure unless asked
     assert str(s).count('\n') >= 2 and 'No drift:' in str(s)
+    s, _ = _score(_bootstrap(1), tmp_path, drift_figure=True)
+    assert (tmp_path/'scored_drift.png').read_bytes()[:4] == b'\x89PNG' and s.drift_paths[1].endswith('scored_drift.png')
 
 
 @pytest.mark.parametrize('shift, feature', [
@@ -54,6 +56,7 @@ def test_a_real_shift_is_flagged_on_its_feature(tmp_path, shift, feature):
     assert s.drift['features'][feature]['drifted'] and s.drift['features'][feature]['psi'] >= 0.1
     assert any(feature in m and 'differ from the training customers' in m for m in w), w
     assert str(s).splitlines()[2].startswith('Drift: ')
+    assert (tmp_path/'scored_drift.png').read_bytes()[:4] == b'\x89PNG'  # drift found: the figure is drawn
 
 
 def test_an_older_model_without_a_profile_scores_with_a_warning(tmp_path):
@@ -75,7 +78,7 @@ def test_cli_report_options(tmp_path):
     r = _cli('c.csv', '-o', 'a.csv', '--no-drift-report', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert 'drift' in r.stdout.lower() and not list(tmp_path.glob('*_drift.*'))
-    r = _cli('c.csv', '-o', 'b.csv.gz', '--drift-report', 'reports.json', cwd=tmp_path)
+    r = _cli('c.csv', '-o', 'b.csv.gz', '--drift-report', 'reports.json', '--drift-figure', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path/'reports.json').read_text())['rows'] == 400 and (tmp_path/'reports.png').exists()
     r = _cli('c.csv', '-o', '-', cwd=tmp_path)

@@ -55,7 +55,7 @@ def test_wheel_scores_from_a_folder_of_its_own(wheel_env, tmp_path):
     probs = [c for c in got.columns if c.startswith('prob_')]
     assert np.abs(got[probs].astype(float).to_numpy() - ref[probs].astype(float).to_numpy()).max() <= 1e-6
     # the output and its drift report (the wheel ships the training profile); nothing else, no temporary file
-    assert sorted(p.name for p in campaign.iterdir()) == ['customers.csv', 'scored.csv', 'scored_drift.json', 'scored_drift.png']
+    assert sorted(p.name for p in campaign.iterdir()) == ['customers.csv', 'scored.csv', 'scored_drift.json']  # no drift: no figure
 
 
 def test_wheel_scores_stdin_to_stdout_and_refuses_bad_input(wheel_env, tmp_path):
@@ -63,4 +63,4 @@ def test_wheel_scores_stdin_to_stdout_and_refuses_bad_input(wheel_env, tmp_path)
     r = subprocess.run([str(env/'bin'/'custseg'), 'score', '-', '-o', '-'], input=NEW.read_bytes(), cwd=tmp_path, capture_output=True, timeout=300)
     assert r.returncode == 0 and r.stdout.startswith(b'ID,Gender') and b'Scored 2,627 rows of <stdin>' in r.stderr, r.stderr[-2000:]
     r = subprocess.run([str(env/'bin'/'custseg'), 'score', str(tmp_path), '-o', 'x.csv'], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and r.stderr.startswith('custseg: error: ') and 'is a folder, not a file' in r.stderr
+    assert r.returncode == 2 and r.stderr.startswith('custseg: error: ') and 'is a folder that holds no partitions' in r.stderr  # a folder holds partitions

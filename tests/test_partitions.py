@@ -1,0 +1,139 @@
+"""Scoring folders of partitions on Dask: a LocalCluster of two worker processes and an existing cluster (a `dask scheduler`
+and two `dask worker` processes started here on 127.0.0.1, used through `custseg score --scheduler`) give the rows of
+one-file scoring; a failing partition fails the run by name and commits nothing. Every cluster is bounded in time and closed."""
+import os, shutil, socket, subprocess, sys, time, warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from customer_segmentation.data import CustomerDataError, project_path
+from customer_segmentation.deploy import score_csv
+from customer_segmentation.partitions import ClusterError, score_partitions
+
+BIN = Path(sys.executable).parent
+NEW = project_path('dataset', 'new_customers.csv')
+PARTS = 4
+
+
+@pytest.fixture(scope='module')
+def folders(tmp_path_factory):
+    "(the new customers cut into Parquet partitions, into CSV partitions (one gzipped), the one-file scores of the same rows)."
+    d = tmp_path_factory.mktemp('partitions')
+    df = pd.read_csv(NEW, dtype=str, keep_default_na=False)
+    (d/'pq').mkdir(); (d/'csv').mkdir()
+    for i in range(PARTS):
+        part = df.iloc[i::PARTS]
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False), d/'pq'/f'part-{i}.parquet')
+        part.to_csv(d/'csv'/(f'part-{i}.csv.gz' if i == 0 else f'part-{i}.csv'), index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        score_csv(NEW, d/'whole.csv', drift_report=False)
+    return d/'pq', d/'csv', pd.read_csv(d/'whole.csv', dtype={'ID': str}).set_index('ID')
+
+
+def scored_rows(folder):
+    "The scored partitions of `folder` as one frame indexed by ID (Parquet or CSV)."
+    read = lambda p: pd.read_parquet(p) if p.suffix == '.parquet' else pd.read_csv(p, dtype={'ID': str})
+    return pd.concat([read(p) for p in sorted(folder.iterdir())]).set_index('ID')
+
+
+def same_scores(folder, whole):
+    got = scored_rows(folder)
+    assert sorted(got.index) == sorted(whole.index) and len(got) == len(whole)
+    got = got.loc[whole.index]
+    assert (got['Segmentation'] == whole['Segmentation']).all()
+    probs = [c for c in whole.columns if c.startswith('prob_')]
+    assert np.abs(got[probs].to_numpy(np.float64) - whole[probs].to_numpy(np.float64)).max() <= 1e-6
+
+
+def run(*kw, **kws):
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter('always')
+        return score_partitions(*kw, **kws)
+
+
+def test_local_cluster_scores_parquet_and_csv_partitions_as_one_file(folders, tmp_path):
+    pq_dir, csv_dir, whole = folders
+    s = run(pq_dir, tmp_path/'scored_pq', workers=2)
+    assert sorted(p.name for p in (tmp_path/'scored_pq').iterdir()) == [f'part-{i}.parquet' for i in range(PARTS)]
+    assert s.rows == len(whole) and sum(s.segment_counts.values()) == len(whole) and s.drift['rows'] == len(whole)
+    same_scores(tmp_path/'scored_pq', whole)
+    s = run(csv_dir, tmp_path/'scored_csv', workers=2, format='parquet')
+    assert sorted(p.name for p in (tmp_path/'scored_csv').iterdir()) == [f'part-{i}.parquet' for i in range(PARTS)]
+    same_scores(tmp_path/'scored_csv', whole)
+    assert (tmp_path/'scored_csv_drift.json').is_file()
+
+
+def test_a_failing_partition_fails_the_run_by_name_and_commits_nothing(folders, tmp_path):
+    pq_dir, _, _ = folders
+    bad = tmp_path/'bad'; shutil.copytree(pq_dir, bad)
+    t = pq.read_table(bad/'part-2.parquet'); ages = t['Age'].to_pylist(); ages[3] = 'forty'
+    pq.write_table(t.set_column(t.schema.get_field_index('Age'), 'Age', pa.array(ages)), bad/'part-2.parquet')
+    before = {p.name: p.read_bytes() for p in bad.iterdir()}
+    with pytest.raises(CustomerDataError, match=r"part-2\.parquet: column Age must be numeric.*\('forty'\) at line\(s\) 5"):
+        run(bad, tmp_path/'out', workers=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['bad']  # no output folder, no temporary one, no report
+    assert {p.name: p.read_bytes() for p in bad.iterdir()} == before  # the input untouched
+
+
+def test_in_process_glob_with_rejects_folder(folders, tmp_path):
+    _, csv_dir, whole = folders
+    s = run(str(csv_dir/'part-[12].csv'), tmp_path/'two', format='csv', rejects_path=tmp_path/'rejects')
+    assert sorted(p.name for p in (tmp_path/'two').iterdir()) == ['part-1.csv', 'part-2.csv']
+    assert s.rows == len(scored_rows(tmp_path/'two')) and s.rejected == 0 and (tmp_path/'rejects').is_dir()
+
+
+def test_output_inside_the_input_is_refused(folders):
+    pq_dir, _, _ = folders
+    with pytest.raises(CustomerDataError, match='holds the input partitions'): run(pq_dir, pq_dir)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    "A `dask scheduler` and two `dask worker` processes on 127.0.0.1, stopped afterwards."
+    address = f'tcp://127.0.0.1:{free_port()}'
+    env = {**os.environ, 'DASK_DISTRIBUTED__WORKER__DAEMON': 'False'}
+    procs = [subprocess.Popen([BIN/'dask', 'scheduler', '--host', '127.0.0.1', '--port', address.rsplit(':', 1)[1], '--no-dashboard'],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)]
+    try:
+        from distributed import Client
+        client = Client(address, timeout=60)
+        procs += [subprocess.Popen([BIN/'dask', 'worker', address, '--nthreads', '1', '--nworkers', '1', '--no-dashboard'],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path) for _ in range(2)]
+        client.wait_for_workers(2, timeout=90)
+        client.close()
+        yield address
+    finally:
+        for p in procs[::-1]: p.terminate()
+        for p in procs[::-1]:
+            try: p.wait(timeout=20)
+            except subprocess.TimeoutExpired: p.kill()
+
+
+def test_existing_cluster_through_the_cli(folders, tmp_path, cluster):
+    pq_dir, _, whole = folders
+    r = subprocess.run([BIN/'custseg', 'score', pq_dir, '-o', tmp_path/'scored', '--scheduler', cluster], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.startswith(f'Scored {len(whole):,} rows of ')
+    same_scores(tmp_path/'scored', whole)
+
+
+def test_unreachable_scheduler_and_single_file_options_are_clear_errors(tmp_path):
+    r = subprocess.run([BIN/'custseg', 'score', tmp_path, '-o', tmp_path/'o', '--scheduler', f'tcp://127.0.0.1:{free_port()}'],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'holds no partitions' in r.stderr, r.stderr  # the input is checked before any cluster
+    (tmp_path/'p.csv').write_bytes(NEW.read_bytes())
+    r = subprocess.run([BIN/'custseg', 'score', tmp_path, '-o', tmp_path/'o', '--scheduler', f'tcp://127.0.0.1:{free_port()}'],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'cannot reach the Dask scheduler' in r.stderr and not (tmp_path/'o').exists(), r.stderr
+    r = subprocess.run([BIN/'custseg', 'score', NEW, '-o', tmp_path/'x.csv', '--workers', '2'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'are for a folder or glob of partitions' in r.stderr, r.stderr
