@@ -137,3 +137,16 @@ def test_unreachable_scheduler_and_single_file_options_are_clear_errors(tmp_path
     assert r.returncode == 2 and 'cannot reach the Dask scheduler' in r.stderr and not (tmp_path/'o').exists(), r.stderr
     r = subprocess.run([BIN/'custseg', 'score', NEW, '-o', tmp_path/'x.csv', '--workers', '2'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and 'are for a folder or glob of partitions' in r.stderr, r.stderr
+
+
+def test_papermill_scores_a_folder_on_a_local_cluster(folders, tmp_path):
+    "`papermill nbs/04_deploy.ipynb ... -p input_path FOLDER -p workers 2`: the job's own parameters, the same rows."
+    pq_dir, _, whole = folders
+    cmd = [BIN/'papermill', '--cwd', project_path('nbs'), '--log-level', 'WARNING', project_path('nbs', '04_deploy.ipynb'), tmp_path/'run.ipynb',
+           '-p', 'input_path', pq_dir, '-p', 'output_path', tmp_path/'scored', '-p', 'workers', '2', '-p', 'labeled_path', '']
+    r = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, env={**os.environ, 'IN_TEST': ''}, timeout=400)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path/'scored').iterdir()) == [f'part-{i}.parquet' for i in range(PARTS)]
+    same_scores(tmp_path/'scored', whole)
+    assert f'Scored {len(whole):,} customers of' in (tmp_path/'run.ipynb').read_text()
+    assert (tmp_path/'scored_drift.json').is_file() and (tmp_path/'scored_segment_mix.png').is_file()
