@@ -97,7 +97,7 @@ def _add_score(sub):
     s.add_argument('--chunk-size', metavar='N', type=_positive_int, help='rows scored at a time; bounds memory (default: 65536)')
     s.add_argument('--labeled', metavar='CSV', help='labeled customers: add Known_Segmentation where an input ID appears there')
     s.add_argument('--rejects', metavar='FILE', help='write rows with invalid numbers (not a number, infinite, negative, over a million) '
-                                                     'here, with Reject_Reason, instead of stopping with an error')
+                                                     'here, with Reject_Reason, instead of stopping with an error (a folder for partitions)')
     s.add_argument('--reject-out-of-range', action='store_true', help='with --rejects: also set aside rows with values outside the '
                    "model's training ranges (by default they are scored, with a warning)")
     s.add_argument('--drift-report', metavar='JSON', help='where the drift report goes (default: beside OUTPUT as NAME_drift.json, '

@@ -109,19 +109,20 @@ def known_labels(ids, known:tuple)->pa.Array:
 
 # %% ../nbs/04_deploy.ipynb #086d8d9b
 class IdTracker:
-    "Duplicate IDs over a stream of chunks, from 64-bit hashes of the ID texts spilled to temporary files."
-    def __init__(self): self.spill = IdSpill()
+    "Duplicate IDs over a stream of chunks, from 64-bit hashes of the ID texts spilled to temporary files (made at the first chunk)."
+    def __init__(self): self.spill = None
 
     def add(self, hashes:np.ndarray, lines:np.ndarray):
         "Record the ID hashes of a chunk (`columns.id_hashes`) and their file line numbers."
+        self.spill = self.spill or IdSpill()
         self.spill.add(hashes, np.asarray(lines, dtype=np.int64))
 
     def report(self, source:str)->str|None:
         "The warning about the duplicates, or None if there are none."
-        dup = self.spill.report()
+        dup = self.spill and self.spill.report()
         return dup and problem('duplicate IDs', source=source, n_ids=dup[0], n_rows=dup[1], lines=line_list(dup[3], total=dup[2]))
 
-    def close(self): self.spill.close()
+    def close(self): self.spill and self.spill.close()
 
 # %% ../nbs/04_deploy.ipynb #449e4c81
 def open_input(paths:JobPaths, sep:str=',', # the delimiter of a CSV input

@@ -154,7 +154,7 @@ def _gamma_fraction(a:float, x:float)->float:
         if abs(d * c - 1) < 1e-16: break
     return h * math.exp(-x + a * math.log(x) - math.lgamma(a))
 
-# %% ../nbs/06_drift.ipynb #dd7c0784
+# %% ../nbs/06_drift.ipynb #84f6a713
 def chi2_sf(x:float, dof:int)->float:
     "P(X > x) for X chi-square distributed with `dof` degrees of freedom."
     if x <= 0: return 1.0
@@ -196,7 +196,7 @@ def domain_auc(mean_s, cov_s, n_s:int, # mean, covariance and size of the scored
     d2 = float(np.sum((V[:, keep].T @ d) ** 2 / w[keep])) - keep.sum() * (1 / n_s + 1 / n_t)
     return normal_cdf(math.sqrt(max(d2, 0.0)) / math.sqrt(2))
 
-# %% ../nbs/06_drift.ipynb #3f3ff472
+# %% ../nbs/06_drift.ipynb #10527816
 SAMPLE_PER_CHUNK = 10_000
 
 class DriftCheck:
@@ -211,7 +211,7 @@ class DriftCheck:
 
     def add(self, df:pd.DataFrame, segments=None):
         "Count the typed customers `df` and their predicted segments (labels A-D)."
-        codes = None if segments is None else np.searchsorted(CLASSES, np.asarray(segments))
+        codes = None if segments is None else np.where(np.isin(s := np.asarray(segments), CLASSES), np.searchsorted(CLASSES, s), -1)
         return self.add_arrays(feature_arrays(df), codes)
 
     def add_arrays(self, arrays:dict, segment_codes=None):

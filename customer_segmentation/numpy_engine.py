@@ -63,7 +63,7 @@ class Scorer:
                        for c in net['copies']]
         self._local = threading.local()
 
-# %% ../nbs/04b_numpy_engine.ipynb #192297f9
+# %% ../nbs/04b_numpy_engine.ipynb #453ae7b0
 @patch
 def __getstate__(self:Scorer)->dict:
     "What pickling a scorer keeps (to send it to the workers of a cluster): everything but its threads' buffers."
@@ -72,7 +72,7 @@ def __getstate__(self:Scorer)->dict:
 @patch
 def __setstate__(self:Scorer, state:dict): self.__dict__.update(state); self._local = threading.local()
 
-# %% ../nbs/04b_numpy_engine.ipynb #ef0bb2c3
+# %% ../nbs/04b_numpy_engine.ipynb #25c4c6df
 @patch
 def _buffers(self:Scorer)->dict:
     "This thread's work arrays for one batch, allocated once."
@@ -84,7 +84,7 @@ def _buffers(self:Scorer)->dict:
                                'r': np.empty((2, bs), f), 'x': np.empty((bs, self.n_inputs), f)}
     return ws
 
-# %% ../nbs/04b_numpy_engine.ipynb #14381589
+# %% ../nbs/04b_numpy_engine.ipynb #5ecd7a53
 @patch
 def _copy(self:Scorer, s:int, X:np.ndarray, ws:dict)->np.ndarray:
     "Seed-copy `s`'s outputs (classes, m) for the batch `X`, in this thread's buffers."
@@ -96,7 +96,7 @@ def _copy(self:Scorer, s:int, X:np.ndarray, ws:dict)->np.ndarray:
     z += bT
     return softmax_columns(z, ws['r'][:, :m]) if act == 'softmax' else ACTIVATIONS[act](z)
 
-# %% ../nbs/04b_numpy_engine.ipynb #5ecd7a53
+# %% ../nbs/04b_numpy_engine.ipynb #5111f65c
 @patch
 def _forward(self:Scorer, X:np.ndarray, out:np.ndarray)->np.ndarray:
     "The averaged outputs of the copies for one batch `X` (at most `batch` rows), into `out` (m, classes)."
@@ -111,7 +111,7 @@ def _forward(self:Scorer, X:np.ndarray, out:np.ndarray)->np.ndarray:
     out[:] = acc.T
     return out
 
-# %% ../nbs/04b_numpy_engine.ipynb #df31c3ad
+# %% ../nbs/04b_numpy_engine.ipynb #21b49f5c
 @patch
 def forward(self:Scorer, X:np.ndarray)->np.ndarray:
     "The network's outputs (n, classes) as float32, the batches spread over `threads` threads."
@@ -185,7 +185,7 @@ class ScoringModel(SegmentPredictor):
         except (TypeError, ValueError): pass
         return f"ScoringModel({d}, {len(self.scorer.copies)} copies of the network)"
 
-# %% ../nbs/04b_numpy_engine.ipynb #b56f0926
+# %% ../nbs/04b_numpy_engine.ipynb #e4044b47
 @patch
 def transform(self:ScoringModel, df)->np.ndarray:
     "The network's float32 inputs for the customers in frame `df` (typed as `validate_customers` types them)."
@@ -195,7 +195,7 @@ def transform(self:ScoringModel, df)->np.ndarray:
     return self.scorer.transform({c: num(df[c]) if c in self.scorer.numeric else Cat.typed(df[c].to_numpy(dtype=object, na_value=np.nan))
                                   for c in self.scorer.columns})
 
-# %% ../nbs/04b_numpy_engine.ipynb #b9b3da01
+# %% ../nbs/04b_numpy_engine.ipynb #b6323d5e
 def _check_entry(model_dir:Path, meta:dict, sc:Scorer):
     "Raise unless `scoring.npz` is the file `metadata.json` records and fits the metadata's inputs and classes."
     entry = meta.get('scoring_params') or {}
@@ -203,7 +203,7 @@ def _check_entry(model_dir:Path, meta:dict, sc:Scorer):
     if sc.spec['preprocessing']['input_names'] != meta.get('input_features') or sc.spec['classes'] != list(CLASSES):
         raise ParamsError("its inputs or classes are not those metadata.json records")
 
-# %% ../nbs/04b_numpy_engine.ipynb #e4044b47
+# %% ../nbs/04b_numpy_engine.ipynb #ea2a9f48
 def load_scoring_model(model_dir:str|Path|None=None, # saved model folder (default: `artifact.default_model_dir()`)
                        engine:str='numpy', # 'numpy': the scoring parameters; 'keras': the training-time files with Keras
                       ):

@@ -25,7 +25,7 @@ FORMATS = {'parquet': '.parquet', 'csv': '.csv', 'csv.gz': '.csv.gz'}  # output 
 
 def is_partitioned(path)->bool:
     "Is `path` a folder or a glob pattern of partitions, rather than one file?"
-    return str(path) != '-' and (Path(path).is_dir() or any(ch in str(path) for ch in '*?['))
+    return str(path) != '-' and not Path(path).is_file() and (Path(path).is_dir() or any(ch in str(path) for ch in '*?['))
 
 # %% ../nbs/07_partitions.ipynb #97cb3d5a
 def _suffix(p:Path)->str|None:
@@ -97,35 +97,48 @@ def dask_client(workers:int|None=None, # start a local cluster of this many work
     if workers and scheduler: raise ClusterError('give --workers (a local cluster) or --scheduler (an existing one), not both.')
     if not workers and not scheduler: yield None; return
     import logging
-    from distributed import Client, LocalCluster
+    try: from distributed import Client, LocalCluster
+    except ImportError: raise ClusterError("scoring on a Dask cluster needs Dask: pip install 'customer_segmentation[dask]'.") from None
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            silence_logs=logging.ERROR) if workers else nullcontext(scheduler)
     with cluster as c:
         try: client = Client(c, timeout=timeout)
-        except (OSError, TimeoutError) as e: raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({e}); check the address.") from None
+        except (OSError, TimeoutError, ValueError) as e:
+            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({e}); check the address, e.g. tcp://host:8786.") from None
         with client: check_workers(client); yield client
 
 # %% ../nbs/07_partitions.ipynb #d34746ac
-def run_partitions(parts:list, client, model, out_dir:Path, **kw)->list:
+def _task_error(part:Path, e:Exception)->Exception:
+    "The error a failed task stands for: the partition's own data error, or a `ClusterError` naming the partition."
+    return e if isinstance(e, (CustomerDataError, ClusterError)) else ClusterError(f"{part}: scoring failed on the cluster ({type(e).__name__}: {e}).")
+
+def run_partitions(parts:list, # the partition files
+                   client, # a `distributed.Client`, or None to score here
+                   model, out_dir:Path, # the loaded model; the run's temporary output folder
+                   **kw)->list: # options of `score_partition`
     "[(summary, peak MB)] of `score_partition` on each of `parts`: in this process, or on `client`'s cluster."
     if client is None: return [score_partition(p, out_dir, model, **kw) for p in parts]
     from distributed import wait
     shared = client.scatter(model, broadcast=True)  # once per worker, not once per partition
     futures = client.map(score_partition, parts, out_dir=out_dir, model=shared, pure=False, **kw)
-    wait(futures)
-    for f in futures:
-        if f.status == 'error': f.result()  # raises the partition's own error
+    try: wait(futures)
+    finally: client.cancel([f for f in futures if not f.done()])  # an interrupted run leaves no task writing
+    for p, f in zip(parts, futures):
+        if f.status == 'error': raise _task_error(p, f.exception())
     return client.gather(futures)
 
 # %% ../nbs/07_partitions.ipynb #06f57af6
-def combine(results:list, input_path, output_path, seconds:float)->ScoreSummary:
-    "One `ScoreSummary` for a run over partitions, from each partition's `(summary, peak MB)`."
+def combine(results:list, # each partition's `(summary, peak MB)`
+            input_path, output_path, rejects_path, # the run's input, output folder and rejects folder (or None)
+            seconds:float)->ScoreSummary:
+    "One `ScoreSummary` for a run over partitions."
     first = results[0][0]
-    s = ScoreSummary(str(input_path), str(output_path), known_path=first.known_path, rejects_path=first.rejects_path and str(Path(first.rejects_path).parent),
+    s = ScoreSummary(str(input_path), str(output_path), known_path=first.known_path, rejects_path=rejects_path and str(rejects_path),
                      known_matched=0 if first.known_path else None, known_agree=0 if first.known_path else None, seconds=seconds)
     check = None
     for p, _ in results:
         s.rows += p.rows; s.rejected += p.rejected; s.warnings += [w for w in p.warnings if w not in s.warnings]
+        s.dropped_columns += [c for c in p.dropped_columns if c not in s.dropped_columns]
         for c in CLASSES: s.segment_counts[c] += p.segment_counts[c]
         if s.known_path: s.known_matched += p.known_matched; s.known_agree += p.known_agree
         if p.check is not None: check = p.check if check is None else check.merge(p.check)
@@ -134,12 +147,27 @@ def combine(results:list, input_path, output_path, seconds:float)->ScoreSummary:
     return s
 
 # %% ../nbs/07_partitions.ipynb #88d1cb0c
-def _check_folders(parts:list, output:Path, rejects:Path|None):
-    "Refuse an output or rejects folder that is an input partition, holds one, or is a file."
-    for d in (x for x in (output, rejects) if x is not None):
-        if d.exists() and not d.is_dir(): raise CustomerDataError(f"{d}: is a file; scoring a folder of partitions writes a folder. Give a folder name.")
-        if any(d.resolve() in (p.resolve(), *p.resolve().parents) for p in parts):
-            raise CustomerDataError(f"{d}: holds the input partitions; scoring never writes into its input. Give another folder.")
+def _check_folder(d:Path, parts:list, what:str):
+    "Refuse `d` as the run's `what` folder: standard output, a file, the input's folder, or a folder holding other files."
+    if str(d) == '-': raise CustomerDataError(f"a folder of partitions is scored into a folder, not '-' (standard output). Give a folder as the {what}.")
+    if d.exists() and not d.is_dir(): raise CustomerDataError(f"{d}: is a file; scoring a folder of partitions writes a folder. Give a folder name.")
+    if any(d.resolve() in (p.resolve(), *p.resolve().parents) for p in parts):
+        raise CustomerDataError(f"{d}: holds the input partitions; scoring never writes into its input. Give another folder.")
+    other = [f.name for f in d.iterdir() if not _suffix(f)] if d.is_dir() else []
+    if other: raise CustomerDataError(f"{d}: holds files other than scored partitions ({', '.join(sorted(other)[:3])}); the {what} folder is replaced "
+                                      "as a whole, so give a new or empty folder, or one that holds only an earlier run's partitions.")
+
+def _check_folders(parts:list, output:Path, rejects:Path|None, fmt:str|None):
+    "Refuse output and rejects folders that would lose files: see `_check_folder`; names that two partitions would share."
+    _check_folder(output, parts, 'output')
+    if rejects is not None:
+        _check_folder(rejects, parts, 'rejects')
+        if rejects.resolve() in (output.resolve(), *output.resolve().parents) or output.resolve() in rejects.resolve().parents:
+            raise CustomerDataError(f"{rejects}: the rejects folder must be apart from the output folder {output}; give another one.")
+    names = {}
+    for p in parts:
+        if (q := names.setdefault(output_name(p, fmt), p)) is not p:
+            raise CustomerDataError(f"{q} and {p} would both be written as {output_name(p, fmt)}; score them into separate folders.")
 
 # %% ../nbs/07_partitions.ipynb #9ddf0d35
 def score_partitions(input_path, # a folder of partitions (.parquet, .csv, .csv.gz), or a glob of them
@@ -151,14 +179,17 @@ def score_partitions(input_path, # a folder of partitions (.parquet, .csv, .csv.
                      drift_report=None, drift_figure:bool|None=None, # as for `score_csv`; the report covers the whole folder
                      **options)->ScoreSummary: # other options of `score_csv` (labeled_path, sep, chunk_size, reject_out_of_range)
     "Score every partition of `input_path` into the folder `output_path`, all or nothing; returns one `ScoreSummary`."
-    t0, parts, output = time.time(), list_partitions(input_path), Path(output_path)
+    t0, parts, output = time.time(), [p.absolute() for p in list_partitions(input_path)], Path(output_path)
     rejects, report = Path(rejects_path) if rejects_path else None, report_paths(output, drift_report)
-    _check_folders(parts, output, rejects)
+    _check_folders(parts, output, rejects, format)
     model = load_scoring_model(model_dir)
     with atomic_path(output) as out, (atomic_path(rejects) if rejects else nullcontext()) as rej, dask_client(workers, scheduler) as client:
         out.mkdir(parents=True); rej is not None and rej.mkdir(parents=True)
-        results = run_partitions(parts, client, model, out, fmt=format, rejects_dir=rej, threads=1 if client else 2, **options)
-    s = combine(results, input_path, output, time.time() - t0)
+        results = run_partitions(parts, client, model, out.absolute(), fmt=format, rejects_dir=rej and rej.absolute(), threads=1 if client else 2, **options)
+        if (lost := [p.name for p in parts if not (out/output_name(p, format)).is_file()]):  # written where this process cannot see
+            raise ClusterError(f"the workers' output of {', '.join(lost[:3])} is not in {output}: the input and output folders must be on a "
+                               "file system that this machine and every worker share.")
+    s = combine(results, input_path, output, rejects, time.time() - t0)
     s.peak_mb = max(mb for _, mb in results)
     if s.drift is not None and s.drift['enough_rows'] and report: s.drift_paths = tuple(map(str, write_drift_report(s.drift, *report, drift_figure)))
     for msg in s.warnings: warnings.warn(msg, UserWarning, stacklevel=2)

@@ -138,7 +138,7 @@ def save_params(params:dict, path:str|Path):
     spec = json.dumps(params['spec'], allow_nan=False, sort_keys=True).encode('utf-8')
     with atomic_path(path) as tmp, open(tmp, 'wb') as f: np.savez(f, **{SPEC_KEY: np.frombuffer(spec, np.uint8)}, **params['arrays'])
 
-# %% ../nbs/04h_scoring_params.ipynb #e1a3af1e
+# %% ../nbs/04h_scoring_params.ipynb #de7d3962
 def _read_npz(path:Path)->dict:
     "The arrays of the `.npz` at `path`, never unpickling; `ParamsError` if it cannot be read so."
     try:
@@ -195,7 +195,7 @@ def add_golden(params:dict, preprocessor,
     spec['golden'] = {'rows': len(df)}
     return params
 
-# %% ../nbs/04h_scoring_params.ipynb #91578e23
+# %% ../nbs/04h_scoring_params.ipynb #e4eb3d69
 def golden_columns(params:dict)->dict:
     "{column: float64 values or texts (None where missing)} of the probe stored by `add_golden`."
     A, out = params['arrays'], {}
@@ -233,7 +233,7 @@ def check_params(params:dict, preprocessor,
         res['proba_max_diff'] = _check_network(params, network, X, ptol)
     return res
 
-# %% ../nbs/04h_scoring_params.ipynb #fb594084
+# %% ../nbs/04h_scoring_params.ipynb #251c8ab8
 def write_scoring_params(model_dir:str|Path, # the folder holding the fitted files just written
                          preprocessor, network, # the fitted ColumnTransformer and keras.Model, to check the export against
                          classes:list, rows:dict|None=None, # the class names; extra probe rows (the training rows)

@@ -150,3 +150,21 @@ def test_papermill_scores_a_folder_on_a_local_cluster(folders, tmp_path):
     same_scores(tmp_path/'scored', whole)
     assert f'Scored {len(whole):,} customers of' in (tmp_path/'run.ipynb').read_text()
     assert (tmp_path/'scored_drift.json').is_file() and (tmp_path/'scored_segment_mix.png').is_file()
+
+
+def test_nothing_is_lost_to_a_folder_run(folders, tmp_path):
+    "An output folder holding other files, a rejects folder inside the output, two partitions of one name: refused, nothing written."
+    pq_dir, csv_dir, _ = folders
+    (tmp_path/'out').mkdir(); (tmp_path/'out'/'precious.txt').write_text('mine')
+    with pytest.raises(CustomerDataError, match=r'holds files other than scored partitions \(precious.txt\)'): run(pq_dir, tmp_path/'out')
+    assert (tmp_path/'out'/'precious.txt').read_text() == 'mine'
+    with pytest.raises(CustomerDataError, match='must be apart from the output folder'): run(pq_dir, tmp_path/'o2', rejects_path=tmp_path/'o2'/'rej')
+    for d in ('b', 'c'): (tmp_path/d).mkdir(); shutil.copy(csv_dir/'part-1.csv', tmp_path/d/'part-1.csv')
+    with pytest.raises(CustomerDataError, match='would both be written as part-1.csv'): run(str(tmp_path/'*'/'part-1.csv'), tmp_path/'o3')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['b', 'c', 'out']
+
+
+def test_a_file_whose_name_looks_like_a_glob_is_one_file(tmp_path):
+    shutil.copy(NEW, tmp_path/'cust[2024].csv')
+    r = subprocess.run([BIN/'custseg', 'score', 'cust[2024].csv', '-o', 'out.csv'], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and (tmp_path/'out.csv').is_file(), r.stderr
