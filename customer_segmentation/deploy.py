@@ -31,7 +31,7 @@ from .numpy_engine import ScoringModel, blas_threads, load_scoring_model
 # %% auto #0
 __all__ = ['PROB_COLS', 'SCORE_COLS', 'REJECT_COL', 'JOB_PARAMETERS', 'check_reserved', 'score_frame', 'load_known',
            'known_labels', 'IdTracker', 'open_input', 'load_parts', 'ScoringRun', 'ScoredChunk', 'chunk_probabilities',
-           'score_csv']
+           'check_options', 'score_csv']
 
 # %% ../nbs/04_deploy.ipynb #5b43f84f
 PROB_COLS = tuple(f'prob_{c}' for c in CLASSES)
@@ -280,7 +280,9 @@ def finish(self:ScoringRun, caught:list, seconds:float)->ScoreSummary:
     return s
 
 # %% ../nbs/04_deploy.ipynb #a6310f22
-def _check_options(drift_report, report, reject_out_of_range:bool, rejects_path, chunk_size):
+def check_options(drift_report, # as given to `score_csv`
+                  report, # `drift.report_paths` of the output and `drift_report`
+                  reject_out_of_range:bool, rejects_path, chunk_size):
     "Refuse, before any work, options that cannot go together or a drift report whose folder does not exist."
     if drift_report and drift_report is not True and not report[0].parent.is_dir():
         raise CustomerDataError(f"{report[0]}: its folder does not exist; create it or give another drift report path.")
@@ -305,7 +307,7 @@ def score_csv(input_path:str|Path, # customers (ID, the nine features, any other
              )->ScoreSummary:
     "Score the customers in `input_path` into `output_path` chunk by chunk; returns a `ScoreSummary`."
     t0, sep, report = time.time(), parse_sep(sep), report_paths(output_path, drift_report)
-    _check_options(drift_report, report, reject_out_of_range, rejects_path, chunk_size)
+    check_options(drift_report, report, reject_out_of_range, rejects_path, chunk_size)
     with input_file(input_path) as (inp, source), output_file(output_path) as (out, shown):
         paths = check_paths(JobPaths.of(inp, out, labeled_path, rejects_path))
         src = open_input(paths, sep, source)

@@ -4,12 +4,11 @@
 
 # %% ../nbs/07_partitions.ipynb #48f6c83f
 from __future__ import annotations
-import glob, os, time, warnings
+import glob, time, warnings
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from .data import CLASSES, CustomerDataError
-from .deploy import score_csv
+from .deploy import DEFAULT_CHUNK_SIZE, check_options, score_csv
 from .drift import drift_warning, report_paths, write_drift_report
 from .files import atomic_path
 from .numpy_engine import load_scoring_model
@@ -182,6 +181,7 @@ def score_partitions(input_path, # a folder of partitions (.parquet, .csv, .csv.
     t0, parts, output = time.time(), [p.absolute() for p in list_partitions(input_path)], Path(output_path)
     rejects, report = Path(rejects_path) if rejects_path else None, report_paths(output, drift_report)
     _check_folders(parts, output, rejects, format)
+    check_options(drift_report, report, options.get('reject_out_of_range', False), rejects_path, options.get('chunk_size', DEFAULT_CHUNK_SIZE))
     model = load_scoring_model(model_dir)
     with atomic_path(output) as out, (atomic_path(rejects) if rejects else nullcontext()) as rej, dask_client(workers, scheduler) as client:
         out.mkdir(parents=True); rej is not None and rej.mkdir(parents=True)
@@ -190,7 +190,6 @@ def score_partitions(input_path, # a folder of partitions (.parquet, .csv, .csv.
             raise ClusterError(f"the workers' output of {', '.join(lost[:3])} is not in {output}: the input and output folders must be on a "
                                "file system that this machine and every worker share.")
     s = combine(results, input_path, output, rejects, time.time() - t0)
-    s.peak_mb = max(mb for _, mb in results)
     if s.drift is not None and s.drift['enough_rows'] and report: s.drift_paths = tuple(map(str, write_drift_report(s.drift, *report, drift_figure)))
     for msg in s.warnings: warnings.warn(msg, UserWarning, stacklevel=2)
     return s

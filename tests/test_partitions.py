@@ -168,3 +168,11 @@ def test_a_file_whose_name_looks_like_a_glob_is_one_file(tmp_path):
     shutil.copy(NEW, tmp_path/'cust[2024].csv')
     r = subprocess.run([BIN/'custseg', 'score', 'cust[2024].csv', '-o', 'out.csv'], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and (tmp_path/'out.csv').is_file(), r.stderr
+
+
+def test_options_are_checked_before_anything_is_written(folders, tmp_path):
+    "As for one file: a drift report whose folder does not exist, or --reject-out-of-range without rejects, is refused first."
+    pq_dir, _, _ = folders
+    with pytest.raises(CustomerDataError, match='its folder does not exist'): run(pq_dir, tmp_path/'o', drift_report=tmp_path/'nowhere'/'d.json')
+    with pytest.raises(CustomerDataError, match='needs a rejects file'): run(pq_dir, tmp_path/'o', reject_out_of_range=True)
+    assert list(tmp_path.iterdir()) == []
