@@ -4,14 +4,16 @@
 
 # %% ../nbs/05_cli.ipynb #100be5ce
 from __future__ import annotations
-import argparse, sys, warnings
+import argparse, io, os, signal, sys, threading, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import customer_segmentation
 from .data import CustomerDataError
+from .files import PathError
 from .fetch import fetch_data
 
 # %% auto #0
-__all__ = ['skip_pandas_probe', 'build_parser', 'main']
+__all__ = ['STOP_SIGNALS', 'skip_pandas_probe', 'build_parser', 'Interrupted', 'interruptible', 'main']
 
 # %% ../nbs/05_cli.ipynb #e0bb61c7
 def _cmd_data_fetch(args)->int:
@@ -90,7 +92,8 @@ def _add_score(sub):
     s.add_argument('input', metavar='INPUT', help='customers: ID, the nine features, any other columns; CSV (plain, .gz, .bz2, .zst, '
                                                   '.lz4) or Parquet; - for standard input; or a folder or glob of partitions '
                                                   '(.parquet, .csv, .csv.gz), scored into the folder OUTPUT')
-    s.add_argument('-o', '--output', metavar='OUTPUT', required=True, help='file to write (replaced only when scoring succeeds): '
+    s.add_argument('-o', '--output', metavar='OUTPUT', required=True, help='file to write, replaced only when the whole run succeeds '
+                   '(a folder is refused, a link followed, a device or named pipe such as /dev/null written into): '
                    'CSV, CSV.gz (.bz2, .zst, .lz4) or .parquet by its name; - for standard output (the summary then goes to stderr)')
     s.add_argument('--model-dir', metavar='DIR', help='saved model folder (default: the model shipped with the package)')
     s.add_argument('--sep', metavar='CHAR', type=_delimiter, default=',', help="the input's delimiter, e.g. ';' or tab (default: ',')")
@@ -125,7 +128,7 @@ def build_parser()->argparse.ArgumentParser:
 # %% ../nbs/05_cli.ipynb #d6847c16
 def _user_errors()->tuple:
     "Exception types that mean a fixable problem with the user's files or model folder (no traceback)."
-    errs = [CustomerDataError, OSError]  # (OSError: a file the system refuses, worded by `_error_line`)
+    errs = [CustomerDataError, PathError, OSError]  # (OSError: a file the system refuses, worded by `_error_line`)
     m = sys.modules.get('customer_segmentation.artifact')  # ModelLoadError can only come from an imported artifact module
     if m is not None and hasattr(m, 'ModelLoadError'): errs.append(m.ModelLoadError)
     m = sys.modules.get('customer_segmentation.partitions')  # and ClusterError from partitions, when a folder was scored
@@ -136,14 +139,47 @@ def _user_errors()->tuple:
 def _error_line(e:Exception)->str:
     "The one line that says what went wrong: the message, or for an OSError the file and the system's reason."
     if isinstance(e, OSError) and e.filename and e.strerror: return f"{e.filename}: {e.strerror}"
-    return ' '.join(str(e).split())
+    return ' '.join(str(e).splitlines())
+
+# %% ../nbs/05_cli.ipynb #f5e74c35
+class Interrupted(KeyboardInterrupt):
+    "The run was stopped by signal `signum`."
+    def __init__(self, signum:int): super().__init__(signum); self.signum = signum
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+def _stop(signum, frame):
+    "Signal handler: ignore further stop signals, and unwind the run."
+    for s in STOP_SIGNALS: signal.signal(s, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+# %% ../nbs/05_cli.ipynb #383ecca4
+@contextmanager
+def interruptible():
+    "Within the block, a stop signal raises `Interrupted` in the main thread (elsewhere the block runs as it is)."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    old = {s: signal.signal(s, _stop) for s in STOP_SIGNALS}
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
 
 # %% ../nbs/05_cli.ipynb #ebf173a6
 def main(argv:list|None=None, # arguments (default: sys.argv[1:])
         )->int:
     "Entry point of the `custseg` console script."
     args = build_parser().parse_args(argv)
-    try: return args.func(args)
+    try:
+        with interruptible(): return args.func(args)
     except _user_errors() as e:
+        if isinstance(e, BrokenPipeError): return _broken_pipe()
         print(f"custseg: error: {_error_line(e)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print("custseg: interrupted; nothing was written", file=sys.stderr)
+        return 128 + getattr(e, 'signum', signal.SIGINT)
+
+def _broken_pipe()->int:
+    "Exit code 141 for a reader that closed standard output, which is pointed at /dev/null so that Python's exit writes nothing more."
+    try: os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation): pass
+    return 141

@@ -8,7 +8,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastcore.basics import patch
+import shutil, tempfile
+from pathlib import Path
 from .data import NA_VALUES, NUMERIC_LIMIT, numeric_problems
+from .files import PathError, clean_stale, temp_name
 
 # %% auto #0
 __all__ = ['na_values', 'Cat', 'Num', 'read_columns', 'id_hashes', 'IdSpill']
@@ -262,9 +265,11 @@ class IdSpill:
     def __init__(self, buckets:int=16, # bucket files: each is sorted on its own at the end
                  dir=None, # where to make the temporary folder (default: the system's)
                 ):
-        import os, tempfile
-        self.buckets, self._tmp = buckets, tempfile.TemporaryDirectory(prefix='custseg-ids-', dir=dir)
-        self.files = [open(os.path.join(self._tmp.name, f'{i}.bin'), 'wb') for i in range(buckets)]
+        base = Path(dir or tempfile.gettempdir())/'custseg-ids'
+        clean_stale(base)
+        self.buckets, self.folder = buckets, temp_name(base)
+        self.folder.mkdir()
+        self.files = [open(self.folder/f'{i}.bin', 'wb') for i in range(buckets)]
 
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
@@ -274,7 +279,7 @@ class IdSpill:
 def close(self:IdSpill):
     "Close and remove the bucket files and their folder (safe to call again)."
     for f in self.files: f.close()
-    self._tmp.cleanup()
+    shutil.rmtree(self.folder, ignore_errors=True)
 
 # %% ../nbs/04e_columns.ipynb #c6b8b647
 @patch
@@ -288,8 +293,11 @@ def add(self:IdSpill, hashes:np.ndarray, # uint64 per row, from `id_hashes`
     rec = np.empty(len(hashes), _PAIR)
     rec['h'], rec['line'] = hashes[order], np.asarray(lines, np.int64)[order]
     ends = np.cumsum(np.bincount(b, minlength=self.buckets))
-    for f, start, end in zip(self.files, np.r_[0, ends[:-1]], ends):
-        if end > start: rec[start:end].tofile(f)
+    try:
+        for f, start, end in zip(self.files, np.r_[0, ends[:-1]], ends):
+            if end > start: rec[start:end].tofile(f)
+    except OSError as e: raise PathError(f"{self.folder.parent}: no room for the duplicate-ID check's temporary files ({e}); "
+                                         "free some space there, or set TMPDIR to a folder with room.") from None
 
 # %% ../nbs/04e_columns.ipynb #8713f345
 def _repeats(rec:np.ndarray)->tuple:

@@ -14,12 +14,13 @@ import pyarrow.csv as pacsv
 from fastcore.basics import patch
 from .columns import Cat, Num, na_values
 from .data import (CATEGORY_VALUES, FEATURES, ID_COL, NA_VALUES, NUMERIC_FEATURES, check_columns, check_numeric,
-                                        level_variants, numeric_problems, range_problems, required_columns, unseen_values)
-from .formats import csv_header, csv_reader, detect_format, parquet_file, read_batches
+                                        data_error, level_variants, numeric_problems, range_problems, required_columns, unseen_values)
+from .formats import block_size, csv_header, csv_reader, detect_format, parquet_file, read_batches
 
 # %% auto #0
-__all__ = ['DEFAULT_CHUNK_SIZE', 'is_stray_index', 'CustomerFile', 'open_customers', 'rechunk', 'iter_csv_chunks', 'progress_bar',
-           'as_text', 'as_missing', 'parse_numeric', 'parse_features', 'typed_frame', 'invalid_rows', 'same_file']
+__all__ = ['DEFAULT_CHUNK_SIZE', 'MAX_BLOCK', 'is_stray_index', 'CustomerFile', 'open_customers', 'rechunk', 'RowTooLong',
+           'csv_batches', 'fits', 'next_block', 'iter_csv_chunks', 'progress_bar', 'as_text', 'as_missing',
+           'parse_numeric', 'parse_features', 'typed_frame', 'invalid_rows', 'same_file']
 
 # %% ../nbs/04a_customer_files.ipynb #df14bed6
 def is_stray_index(name:str)->bool:
@@ -81,22 +82,68 @@ def rechunk(tables, # Arrow tables of any sizes
             pending = pending.slice(chunk_size)
     if pending is not None and pending.num_rows: yield pending
 
+# %% ../nbs/04a_customer_files.ipynb #3c814c35
+class RowTooLong(Exception):
+    "A row of a CSV, or its header line (`header`), is longer than Arrow's blocks: read it again with larger ones."
+    def __init__(self, header:bool=False): super().__init__(); self.header = header
+
+def csv_batches(stream, # the (decompressed) bytes of a CSV
+                names:list, sep:str, # its header and delimiter
+                block:int, # bytes Arrow parses at a time
+                skip:int=0, # rows to leave out first (those given before a new try)
+                use_threads:bool=True, # parse on Arrow's threads
+               ):
+    "Yield the record batches of CSV `stream` less its first `skip` rows; `RowTooLong` if a row needs larger blocks."
+    try:
+        for b in csv_reader(stream, names, sep, block, use_threads):
+            if skip < b.num_rows: yield b.slice(skip) if skip else b
+            skip = max(0, skip - b.num_rows)
+    except pa.ArrowInvalid as e:
+        if 'straddling object' in str(e): raise RowTooLong() from None
+        if 'Could not skip initial' in str(e): raise RowTooLong(header=True) from None
+        raise
+
+def fits(path:Path, compression:str|None, # a CSV and its compression
+         block:int)->bool:
+    "Does the whole (decompressed) CSV at `path` fit in `block` bytes?"
+    with pa.input_stream(str(path), compression=compression) as s: return len(s.read(block + 1)) <= block
+
+# %% ../nbs/04a_customer_files.ipynb #5e8b9c7d
+MAX_BLOCK = 1 << 30  # the largest block Arrow is given: a file with a longer row is refused
+
+def next_block(block:int, # the block size that was too small
+               size:int|None, # the file's bytes (None: unknown, as for a compressed file)
+              )->int|None:
+    "Blocks 16 times larger than `block`, at most the file's size and `MAX_BLOCK`; None if `block` is already that large."
+    top = min(MAX_BLOCK, size or MAX_BLOCK)
+    return None if block >= top else min(block * 16, top)
+
 # %% ../nbs/04a_customer_files.ipynb #78619ae2
 def iter_csv_chunks(path:str|Path, # CSV file with a header line
                     chunk_size:int=DEFAULT_CHUNK_SIZE, # rows per chunk (the last one may be shorter)
                     columns:list|None=None, # the header, if already read
-                    stream_callback=None, # called with the open file (e.g. to follow progress with .tell())
+                    stream_callback=None, # called with the open file, at each opening (e.g. to follow progress with .tell())
                     sep:str=',', compression:str|None=None, # the file's delimiter and compression
                     source:str|None=None, # its name in messages
                     use_threads:bool=True, # parse on Arrow's threads (False: on the calling thread only)
                    ):
     "Yield the rows of `path` as Arrow tables of at most `chunk_size` rows, every column as its exact text."
     path = Path(path); source = source or str(path)
-    with pa.OSFile(str(path)) as raw:
-        if stream_callback: stream_callback(raw)
-        stream = pa.CompressedInputStream(raw, compression) if compression else raw
-        names = columns or csv_header(path, compression, sep, source)
-        yield from rechunk(read_batches(csv_reader(stream, names, chunk_size, sep, source, use_threads), source), chunk_size)
+    names = columns or csv_header(path, compression, sep, source)
+    block, done = block_size(chunk_size), 0
+    while True:
+        with pa.OSFile(str(path)) as raw:
+            if stream_callback: stream_callback(raw)
+            stream = pa.CompressedInputStream(raw, compression) if compression else raw
+            try:
+                for t in rechunk(read_batches(csv_batches(stream, names, sep, block, done, use_threads), source), chunk_size):
+                    yield t
+                    done += t.num_rows
+                return
+            except RowTooLong as e:
+                if e.header and fits(path, compression, block): return  # the header alone, without a final line break
+        block = next_block(block, None if compression else path.stat().st_size)  # read again with larger blocks, after the rows given
+        if block is None: raise data_error('unreadable', path=source, error=f'a row is longer than {MAX_BLOCK >> 20} MiB')
 
 # %% ../nbs/04a_customer_files.ipynb #f2e94e90
 def progress_bar(path:Path, # the file being read
@@ -106,7 +153,7 @@ def progress_bar(path:Path, # the file being read
     size = path.stat().st_size
     if progress is False or (progress is None and size < (32 << 20)): return None
     from tqdm import tqdm
-    return tqdm(total=size, unit='B', unit_scale=True, desc=f'scoring {path.name}', file=sys.stderr, leave=False)
+    return tqdm(total=size, unit='B', unit_scale=True, desc=f'scoring {path.name}', file=sys.stderr, leave=True)
 
 # %% ../nbs/04a_customer_files.ipynb #dcdec8b8
 @patch
@@ -122,7 +169,7 @@ def chunks(self:CustomerFile, chunk_size:int=DEFAULT_CHUNK_SIZE, # rows per chun
         for t in tables:
             yield (t.drop_columns(self.dropped) if self.dropped else t), offset
             offset += t.num_rows
-            if bar is not None and streams: bar.update(streams[0].tell() - bar.n)
+            if bar is not None and streams: bar.update(streams[-1].tell() - bar.n)
     finally:
         if bar is not None: bar.close()
 

@@ -13,9 +13,9 @@ __all__ = ['ID_COL', 'TARGET', 'CLASSES', 'CATEGORY_VALUES', 'INTEGER_FEATURES',
            'CATEGORICAL_FEATURES', 'FEATURES', 'MISSING', 'DATA_FILES', 'KAGGLE_DATASET', 'MESSAGES', 'DELIMITERS',
            'NA_VALUES', 'FIRST_ROW_LINE', 'NUMERIC_LIMIT', 'feature_kind', 'schema', 'CustomerDataError', 'file_sha256',
            'problem', 'data_error', 'line_list', 'value_list', 'count_list', 'required_columns', 'check_header',
-           'read_header', 'check_columns', 'numeric_problems', 'check_numeric', 'range_problems', 'check_labels',
-           'unseen_values', 'level_variants', 'variants_warning', 'unseen_categories', 'id_keys', 'repeated_keys',
-           'customer_warnings', 'validate_customers', 'read_customers_csv', 'load_customers']
+           'read_header', 'name_hint', 'check_columns', 'numeric_problems', 'check_numeric', 'range_problems',
+           'check_labels', 'unseen_values', 'level_variants', 'variants_warning', 'unseen_categories', 'id_keys',
+           'repeated_keys', 'customer_warnings', 'validate_customers', 'read_customers_csv', 'load_customers']
 
 # %% ../nbs/00_data.ipynb #747dbf5b
 ID_COL = 'ID'
@@ -89,7 +89,7 @@ MESSAGES = {  # every problem a reader of customer files reports, by kind
     'other delimiter': "{path}: the header is one column, {name!r}: the file looks {what}-separated. Say so with --sep {arg} (notebook parameter sep={sep!r}).",
     'repeated columns': "{path}: column name(s) {names} occur more than once in the header. Rename or drop the copies.",
     'no rows': "{path}: has a header but no customer rows. Give a file with at least one row.",
-    'missing columns': "{source}: missing required column(s) {missing}. Found columns: {found}. A customer file needs {needed} (names are case-sensitive).",
+    'missing columns': "{source}: missing required column(s) {missing}. Found columns: {found}.{hint} A customer file needs {needed} (names are case-sensitive).",
     'not a number': "{source}: column {col} must be numeric, but has {n:,} non-numeric value(s) ({examples}) at line(s) {lines}. Fix or blank those cells.",
     'not finite': "{source}: column {col} must be a finite number, but has {n:,} infinite value(s) ({examples}) at line(s) {lines}. Fix or blank those cells.",
     'negative': "{source}: column {col} must not be negative, but has {n:,} negative value(s) ({examples}) at line(s) {lines}. Fix or blank those cells.",
@@ -101,6 +101,7 @@ MESSAGES = {  # every problem a reader of customer files reports, by kind
     'fractional': "{source}: column {col} has {n:,} fractional value(s) ({examples}) at line(s) {lines}, where the training data has whole numbers only; they are scored as they are",
     'no ranges': "{model}: the model's metadata records no training ranges, so values outside them cannot be found; save the model again (save_model records them)",
     'duplicate IDs': "{source}: {n_ids:,} ID(s) occur more than once ({n_rows:,} rows; repeats at line(s) {lines}); each row is kept",
+    'no ID': "{source}: {n:,} row(s) have no ID, at line(s) {lines}: they are scored, but their scores cannot be matched back to a customer. Fill in their IDs.",
 }
 
 # %% ../nbs/00_data.ipynb #eb67dc7c
@@ -168,6 +169,17 @@ def read_header(path:str|Path, # a CSV file
     except (UnicodeDecodeError, csv.Error) as e: raise data_error('unreadable', path=path, error=f'{type(e).__name__}: {e}') from None
     return check_header(header, str(path), sep)
 
+# %% ../nbs/00_data.ipynb #7295ad77
+def name_hint(missing:list, # required columns the header lacks
+              found:list, # the header's names
+             )->str:
+    "How to fix found names that differ from missing ones only in surrounding spaces or case (one sentence each), or ''."
+    near = [(f, m) for m in missing for f in found if f.strip().lower() == m.lower()]
+    spaced, cased = [f for f, _ in near if f != f.strip()], [(f, m) for f, m in near if f.strip() != m]
+    hint = [f' The header has spaces around its names ({value_list(spaced)}): remove them.'] if spaced else []
+    if cased: hint.append(f" Names differ from required ones only in case ({', '.join(f'{f!r} for {m}' for f, m in cased[:3])}): rename them.")
+    return ''.join(hint)
+
 # %% ../nbs/00_data.ipynb #104dcc85
 def check_columns(columns, # the file's column names, or a frame
                   source:str, # file name for the message
@@ -175,9 +187,9 @@ def check_columns(columns, # the file's column names, or a frame
                  ):
     "Raise `CustomerDataError` if a required column is missing."
     columns = list(getattr(columns, 'columns', columns))
-    missing = [c for c in required_columns(labeled) if c not in columns]
-    if missing: raise data_error('missing columns', source=source, missing=', '.join(missing),
-                                 found=', '.join(map(str, columns)), needed=', '.join(required_columns(labeled)))
+    missing, found = [c for c in required_columns(labeled) if c not in columns], [str(c) for c in columns]
+    if missing: raise data_error('missing columns', source=source, missing=', '.join(missing), found=', '.join(map(repr, found)),
+                                 hint=name_hint(missing, found), needed=', '.join(required_columns(labeled)))
 
 # %% ../nbs/00_data.ipynb #6577ebc6
 NA_VALUES = ('', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN', '<NA>', 'N/A',

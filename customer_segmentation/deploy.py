@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, time, warnings
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -17,12 +17,12 @@ from fastcore.basics import patch
 from .data import (CATEGORY_VALUES, CLASSES, FIRST_ROW_LINE, ID_COL, NUMERIC_FEATURES, TARGET, CustomerDataError,
                                         count_list, line_list, load_customers, problem, validate_customers, variants_warning)
 from .columns import IdSpill, id_hashes
-from .files import project_path
+from .files import PathError, destination, is_direct, outputs, project_path
 from .run_summary import KNOWN_COL, ScoreSummary, show_path
 from .customer_files import (DEFAULT_CHUNK_SIZE, CustomerFile, as_missing, as_text, invalid_rows, iter_csv_chunks,
                                                   open_customers, parse_features, same_file, typed_frame)
 from .formats import table_writer
-from .scoring_rules import STDIO, JobPaths, RangeCheck, check_parameters, check_paths, input_file, output_file, parse_sep
+from .scoring_rules import STDIO, JobPaths, RangeCheck, check_parameters, check_paths, input_file, parse_sep, whole_number
 from .artifact import SegmentPredictor
 from .drift import DriftCheck, report_paths, drift_warning, no_profile_warning, verdict, write_drift_report
 from .numpy_engine import ScoringModel, blas_threads, load_scoring_model
@@ -109,18 +109,24 @@ def known_labels(ids, known:tuple)->pa.Array:
 
 # %% ../nbs/04_deploy.ipynb #086d8d9b
 class IdTracker:
-    "Duplicate IDs over a stream of chunks, from 64-bit hashes of the ID texts spilled to temporary files (made at the first chunk)."
-    def __init__(self): self.spill = None
+    "Missing and duplicate IDs over a stream of chunks; duplicates from 64-bit hashes of the ID texts spilled to temporary files."
+    def __init__(self): self.spill, self.missing, self.missing_lines = None, 0, []
 
-    def add(self, hashes:np.ndarray, lines:np.ndarray):
-        "Record the ID hashes of a chunk (`columns.id_hashes`) and their file line numbers."
+    def add(self, hashes:np.ndarray, lines:np.ndarray, # `columns.id_hashes` of a chunk's IDs, and their file lines
+            missing:np.ndarray|None=None): # True where a row has no ID (its hash is then not recorded)
+        "Record the ID hashes of a chunk and their file line numbers, and the lines of rows without an ID."
+        lines = np.asarray(lines, dtype=np.int64)
+        if missing is not None and missing.any():
+            self.missing += int(missing.sum()); self.missing_lines = (self.missing_lines + lines[missing][:5].tolist())[:5]
+            hashes, lines = hashes[~missing], lines[~missing]
         self.spill = self.spill or IdSpill()
-        self.spill.add(hashes, np.asarray(lines, dtype=np.int64))
+        self.spill.add(hashes, lines)
 
-    def report(self, source:str)->str|None:
-        "The warning about the duplicates, or None if there are none."
+    def report(self, source:str)->list:
+        "The warnings about rows without an ID and about duplicate IDs (none if there are none)."
+        out = [problem('no ID', source=source, n=self.missing, lines=line_list(self.missing_lines, total=self.missing))] if self.missing else []
         dup = self.spill and self.spill.report()
-        return dup and problem('duplicate IDs', source=source, n_ids=dup[0], n_rows=dup[1], lines=line_list(dup[3], total=dup[2]))
+        return out + ([problem('duplicate IDs', source=source, n_ids=dup[0], n_rows=dup[1], lines=line_list(dup[3], total=dup[2]))] if dup else [])
 
     def close(self): self.spill and self.spill.close()
 
@@ -173,6 +179,7 @@ class ScoredChunk:
     lines: np.ndarray  # their file lines
     best: np.ndarray  # the index of each row's segment in CLASSES
     ids: np.ndarray  # the hashes of their IDs
+    no_id: np.ndarray  # True where a row has no ID
     numbers: dict  # {numeric feature: float64 per row}, for the training-range check
     unseen: dict = field(default_factory=dict)  # {column: {unseen value: count}}
     variants: dict = field(default_factory=dict)  # {column: {case or space variant: count}}
@@ -227,7 +234,8 @@ def score_chunk(self:ScoringRun, t:pa.Table, offset:int, # a chunk and the rows 
     cols, unseen, variants = parse_features(t, self.src.source, offset)
     p = chunk_probabilities(self.model, t, cols)
     table, known = self.add_scores(t, p)
-    return ScoredChunk(table, lines, p.argmax(1), id_hashes(as_missing(t[ID_COL])), {c: cols[c].rows() for c in NUMERIC_FEATURES},
+    ids = as_missing(t[ID_COL])
+    return ScoredChunk(table, lines, p.argmax(1), id_hashes(ids), ids.is_null().to_numpy(zero_copy_only=False), {c: cols[c].rows() for c in NUMERIC_FEATURES},
                        unseen, variants, _drift_arrays(cols) if self.drift is not None else None, known, rejected)
 
 # %% ../nbs/04_deploy.ipynb #b42e3bba
@@ -239,20 +247,29 @@ def merge(self:ScoringRun, c:ScoredChunk, write, # a scored chunk; `write` of th
     if c.rejected is not None: reject(c.rejected); s.rejected += c.rejected.num_rows
     for found, new in ((self.unseen, c.unseen), (self.variants, c.variants)):
         for col, d in new.items(): found.setdefault(col, Counter()).update(d)
-    self.ids.add(c.ids, c.lines); self.ranges.add(c.numbers, c.lines)
+    self.ids.add(c.ids, c.lines, c.no_id); self.ranges.add(c.numbers, c.lines)
     if self.drift is not None: self.drift.add_arrays(c.drift, c.best)
     s.rows += c.table.num_rows
     for k, n in zip(CLASSES, np.bincount(c.best, minlength=len(CLASSES))): s.segment_counts[k] += int(n)
     if self.known is not None: s.known_matched += c.known[0]; s.known_agree += c.known[1]
     write(c.table)
 
+# %% ../nbs/04_deploy.ipynb #f8a2669b
+def _until_given_up(chunks, given_up, output:str):
+    "The chunks of `chunks`, stopping with a `PathError` as soon as `given_up()` says the run this is part of has ended."
+    for c in chunks:
+        if given_up is not None and given_up(): raise PathError(f"{output}: not written: the run it was part of has ended.")
+        yield c
+
 # %% ../nbs/04_deploy.ipynb #cc1090fb
 @patch
 def score_all(self:ScoringRun, chunks, # (chunk, rows before it) pairs, as `CustomerFile.chunks` yields them
               write, reject=None, # `write` of the output; of the rejects file, or None to refuse invalid rows
-              threads:int=2): # chunks scored at once (1 for a model without a scorer)
+              threads:int=2, # chunks scored at once (1 for a model without a scorer)
+              given_up=None): # a callable, checked before each chunk: True once the run this is part of has ended
     "Score every chunk of `chunks` on `threads` threads and merge the results in file order."
     threads, pending = (threads if getattr(self.model, 'scorer', None) is not None else 1), deque()
+    chunks = _until_given_up(chunks, given_up, self.summary.output_path)
     if threads == 1:  # one core: every step on this thread, in turn
         with blas_threads(1): [self.merge(self.score_chunk(t, offset, reject is not None), write, reject) for t, offset in chunks]
         return
@@ -269,7 +286,7 @@ def finish(self:ScoringRun, caught:list, seconds:float)->ScoreSummary:
     inp, s = self.src.source, self.summary
     s.warnings = caught + [variants_warning(c, d, inp) for c, d in self.variants.items()] + self.ranges.warnings(inp)
     s.warnings += [problem('unseen', source=inp, col=c, n=sum(d.values()), examples=count_list(d)) for c, d in self.unseen.items()]
-    if (dup := self.ids.report(inp)): s.warnings.append(dup)
+    s.warnings += self.ids.report(inp)
     if s.dropped_columns:
         s.warnings.append(f"{inp}: dropped the stray index column {s.dropped_columns[0]!r} (a pandas index written by an earlier tool)")
     if self.drift is not None:
@@ -283,12 +300,11 @@ def finish(self:ScoringRun, caught:list, seconds:float)->ScoreSummary:
 def check_options(drift_report, # as given to `score_csv`
                   report, # `drift.report_paths` of the output and `drift_report`
                   reject_out_of_range:bool, rejects_path, chunk_size):
-    "Refuse, before any work, options that cannot go together or a drift report whose folder does not exist."
-    if drift_report and drift_report is not True and not report[0].parent.is_dir():
-        raise CustomerDataError(f"{report[0]}: its folder does not exist; create it or give another drift report path.")
+    "Refuse, before any work, options that cannot go together, a chunk size that is not a positive integer, a drift report that is not a file."
+    if report and not is_direct(report[0]): destination(report[0])
     if reject_out_of_range and not rejects_path:
         raise CustomerDataError("reject_out_of_range (--reject-out-of-range) needs a rejects file (rejects_path, --rejects FILE) to put the rows in.")
-    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1: raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1: raise CustomerDataError(f"chunk_size (--chunk-size) must be a positive integer, such as 65536; got {chunk_size!r}")
 
 # %% ../nbs/04_deploy.ipynb #f2801e43
 def score_csv(input_path:str|Path, # customers (ID, the nine features, any other columns): CSV, compressed CSV, Parquet; '-': stdin
@@ -304,23 +320,24 @@ def score_csv(input_path:str|Path, # customers (ID, the nine features, any other
               drift_report=None, # drift report JSON: None beside the output (none for stdout), a path, or False/'' for none
               drift_figure:bool|None=None, # draw the drift figure: None only when drift is found, True always, False never
               threads:int=2, # chunks scored at once (one per core); 1: one core, every step on the calling thread
+              given_up=None, # a callable, checked between chunks: True once the run this is part of has ended, to stop at once
              )->ScoreSummary:
     "Score the customers in `input_path` into `output_path` chunk by chunk; returns a `ScoreSummary`."
     t0, sep, report = time.time(), parse_sep(sep), report_paths(output_path, drift_report)
-    check_options(drift_report, report, reject_out_of_range, rejects_path, chunk_size)
-    with input_file(input_path) as (inp, source), output_file(output_path) as (out, shown):
-        paths = check_paths(JobPaths.of(inp, out, labeled_path, rejects_path))
+    with outputs(), input_file(input_path) as (inp, source):
+        paths = check_paths(JobPaths.of(inp, output_path, labeled_path, rejects_path))
+        check_options(drift_report, report, reject_out_of_range, rejects_path, chunk_size)
         src = open_input(paths, sep, source)
         src.use_threads = threads > 1
         model, known, caught = load_parts(model, model_dir, paths.labeled)
-        run = ScoringRun(paths, src, model, known, reject_out_of_range, shown)
+        run = ScoringRun(paths, src, model, known, reject_out_of_range, '<stdout>' if str(output_path) == STDIO else str(output_path))
         rejects = table_writer(paths.rejects, pa.schema([*src.schema, (REJECT_COL, pa.string())])) if paths.rejects else nullcontext()
         try:
-            with rejects as reject, table_writer(paths.output, run.output_schema) as write:
-                run.score_all(src.chunks(chunk_size, progress), write, reject, threads)
+            with rejects as reject, table_writer(paths.output, run.output_schema) as write, closing(src.chunks(chunk_size, progress)) as chunks:
+                run.score_all(chunks, write, reject, threads, given_up)
             s = run.finish(caught, time.time() - t0)
         finally: run.ids.close()
-    if s.drift is not None and s.drift['enough_rows'] and report: s.drift_paths = tuple(map(str, write_drift_report(s.drift, *report, drift_figure)))
+        if s.drift is not None and s.drift['enough_rows'] and report: s.drift_paths = tuple(map(str, write_drift_report(s.drift, *report, drift_figure)))
     for msg in s.warnings: warnings.warn(msg, UserWarning, stacklevel=2)
     return s
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from .data import CATEGORY_VALUES, CATEGORICAL_FEATURES, CLASSES, FEATURES, NUMERIC_FEATURES
-from .files import atomic_write, save_figure
+from .files import atomic_write, is_direct, save_figure
 from .report import count, num, pct
 from .artifact import ModelLoadError, RETRAIN
 
@@ -338,13 +338,13 @@ def write_drift_report(report:dict, # from `DriftCheck.report`
 SUFFIXES = ('.gz', '.bz2', '.zst', '.lz4', '.csv', '.tsv', '.txt', '.parquet')  # what is stripped from an output's name
 
 def report_paths(output, # the scored output (a path, or '-' for standard output)
-                 drift_report=None, # None: beside the output; a path: there; False or '': no report
+                 drift_report=None, # None: beside the output; a folder: in it; a path: there; False or '': no report
                 )->tuple|None:
     "(JSON, figure) paths of a run's drift report, or None for no report."
-    if drift_report is False or drift_report == '': return None
-    if drift_report is None or drift_report is True:
-        if str(output) == '-': return None
-        name = Path(output).name
+    if drift_report is False or drift_report == '' or (beside := drift_report in (None, True)) and (str(output) == '-' or is_direct(output)):
+        return None  # no report, or none beside a stream or a device
+    if beside or Path(drift_report).is_dir():
+        name = 'stdout' if str(output) == '-' else Path(output).name
         while (suf := Path(name).suffix.lower()) in SUFFIXES: name = name[:-len(suf)]
-        drift_report = Path(output).with_name(f'{name}_drift.json')
+        drift_report = (Path(output).parent if beside else Path(drift_report))/f'{name}_drift.json'
     return Path(drift_report), Path(drift_report).with_suffix('.png')

@@ -4,12 +4,14 @@
 
 # %% ../nbs/00a_files.ipynb #073f9b9d
 from __future__ import annotations
-import os, re, secrets, shutil
+import contextvars, errno, os, re, secrets, shutil, stat, sys, tempfile
+from fastcore.basics import patch
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PART', 'FIGURE_DPI', 'project_root', 'project_path', 'temp_name', 'clean_stale', 'atomic_path', 'atomic_write',
+__all__ = ['SPECIAL_ROOTS', 'PART', 'FIGURE_DPI', 'project_root', 'project_path', 'PathError', 'is_direct', 'destination',
+           'temp_name', 'clean_stale', 'scratch', 'Outputs', 'is_disk_full', 'outputs', 'atomic_path', 'atomic_write',
            'save_figure']
 
 # %% ../nbs/00a_files.ipynb #2f54402d
@@ -27,6 +29,33 @@ def project_root(start:str|Path|None=None, # folder to search upwards from (defa
 def project_path(*parts:str)->Path:
     "A path under the project root, e.g. `project_path('dataset', 'train.csv')`."
     return project_root().joinpath(*parts)
+
+# %% ../nbs/00a_files.ipynb #7fd2a83f
+class PathError(ValueError):
+    "A path a run cannot write: a folder where a file belongs, a file where a folder belongs, or a folder it may not write in."
+
+# %% ../nbs/00a_files.ipynb #1f150100
+SPECIAL_ROOTS = ('/dev/', '/proc/')
+
+def is_direct(path:str|Path)->bool:
+    "Is `path` written straight into, not replaced: a device, FIFO or socket (links followed), or a path under /dev or /proc?"
+    if str(Path(path).absolute()).startswith(SPECIAL_ROOTS): return True
+    try: mode = os.stat(path).st_mode
+    except OSError: return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+# %% ../nbs/00a_files.ipynb #f7305b3c
+def destination(path:str|Path, # a path given for an output
+                folder:bool|None=False, # False: a file output; True: a folder output; None: either
+               )->Path:
+    "The path that writing `path` replaces, its links followed; refused if it is of the wrong kind or would sit under a file."
+    real = Path(os.path.realpath(path))
+    if folder is False and real.is_dir():
+        raise PathError(f"{path}: is a folder, and a file is written here; give a file name, e.g. {Path(path)/'scored.csv'}")
+    if folder is True and real.exists() and not real.is_dir(): raise PathError(f"{path}: is a file, and a folder is written here; give a folder name.")
+    above = next(d for d in real.parents if d.exists())
+    if not above.is_dir(): raise PathError(f"{above}: is a file, so {path} cannot be made inside it; give a path in a folder.")
+    return real
 
 # %% ../nbs/00a_files.ipynb #53b2ce34
 PART = '.part'
@@ -59,10 +88,20 @@ def clean_stale(path:str|Path)->list:
     for p in stale: _remove(p)
     return stale
 
+# %% ../nbs/00a_files.ipynb #51548d9a
+@contextmanager
+def scratch(name:str, # what the path is for, e.g. 'custseg-stdin'
+           )->Path:
+    "Yield a fresh hidden path in the system's temporary folder, removed afterwards with whatever it holds (and any a killed run left)."
+    base = Path(tempfile.gettempdir())/name
+    clean_stale(base)
+    p = temp_name(base)
+    try: yield p
+    finally: _remove(p)
+
 # %% ../nbs/00a_files.ipynb #472f124d
 def _commit(tmp:Path, path:Path):
-    "Move the finished `tmp` to `path`, replacing what is there."
-    if not tmp.exists(): raise FileNotFoundError(f"{path}: nothing was written")
+    "Move the finished `tmp` to `path`: a file replaces a file, keeping its permissions; a folder replaces a folder."
     if path.exists() and not path.is_dir(): os.chmod(tmp, path.stat().st_mode & 0o7777)
     if not (path.is_dir() and not path.is_symlink()): return os.replace(tmp, path)
     old = temp_name(path)
@@ -71,18 +110,116 @@ def _commit(tmp:Path, path:Path):
     except BaseException: os.replace(old, path); raise
     _remove(old)
 
-# %% ../nbs/00a_files.ipynb #82c7121c
+# %% ../nbs/00a_files.ipynb #f7bc85b0
+class Outputs:
+    "The files of one run, each written under a temporary name, moved into place together by `commit`, or removed by `discard`."
+    def __init__(self, create:bool=True): # make missing folders on the way to an output (False: refuse such paths)
+        self.staged, self.created, self.direct, self.stdout, self.create = [], [], [], None, create
+
+    def __repr__(self): return f"Outputs({', '.join(str(p) for *_, p in self.staged) or 'none'})"
+
+# %% ../nbs/00a_files.ipynb #df4e6f34
+@patch
+def _folders(self:Outputs, d:Path, path, create:bool=True):
+    "Make the missing folders down to `d` (noted, for `discard` to remove), after checking that the run may write there."
+    above = next(p for p in (d, *d.parents) if p.exists())
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise PathError(f"{path}: cannot write in {above} (permission denied or a read-only disk); give a path in a folder you can write to.")
+    missing = [p for p in (d, *d.parents) if p.parents and not p.exists()][::-1]
+    if missing and not create: raise PathError(f"{path}: its folder {d} does not exist (any more); nothing was written.")
+    for p in missing:
+        try: p.mkdir(); self.created.append(p)
+        except FileExistsError: pass
+
+# %% ../nbs/00a_files.ipynb #0d9e0725
+@patch
+def stage(self:Outputs, path:str|Path, # where the output goes; '-' for standard output
+          folder:bool|None=False, # False: a file; True: a folder; None: either (a folder then replaces only a folder)
+          create:bool|None=None, # make missing folders on the way (None: as the run says)
+         )->Path:
+    "The path to write `path`'s content to: a temporary one beside it, the path itself for a device or FIFO, a spool for '-'."
+    if str(path) == '-': return self.spool_stdout()
+    if not folder and is_direct(path): self.direct.append(Path(path)); return Path(path)
+    real = destination(path, folder)
+    if any(tmp in real.parents for tmp, *_ in self.staged): return real  # inside a folder of this run: already hidden
+    self._folders(real.parent, path, self.create if create is None else create)
+    clean_stale(real)
+    self.staged.append((tmp := temp_name(real), real, Path(path)))
+    return tmp
+
+# %% ../nbs/00a_files.ipynb #22469314
+@patch
+def spool_stdout(self:Outputs)->Path:
+    "A temporary file in the system's temporary folder, copied to standard output first when the run commits."
+    base = Path(tempfile.gettempdir())/'custseg-stdout'
+    clean_stale(base)
+    self.stdout = temp_name(base)
+    return self.stdout
+
+# %% ../nbs/00a_files.ipynb #347ecd67
+@patch
+def commit(self:Outputs):
+    "Move every staged output into place, after checking them all: each was written, and no file would replace a folder."
+    for tmp, real, path in self.staged:
+        if not (tmp.exists() or tmp.is_symlink()): raise PathError(f"{path}: nothing was written")
+        if real.is_dir() and not tmp.is_dir(): raise PathError(f"{path}: is a folder, and a file is written here; give a file name.")
+    if self.stdout is not None:
+        sys.stdout.flush(); out = getattr(sys.stdout, 'buffer', None)
+        with open(self.stdout, 'rb') as f:
+            if out is not None: shutil.copyfileobj(f, out); out.flush()
+            else: sys.stdout.write(f.read().decode('utf-8')); sys.stdout.flush()
+    for tmp, real, _ in reversed(self.staged): _commit(tmp, real)  # innermost first: a file staged inside a staged folder
+    self.staged, self.created = [], []
+
+# %% ../nbs/00a_files.ipynb #c276efbf
+@patch
+def discard(self:Outputs):
+    "Remove every temporary output and every folder the run made (if it is still empty)."
+    for tmp, *_ in self.staged: _remove(tmp)
+    if self.stdout is not None: _remove(self.stdout)
+    for d in reversed(self.created):
+        try: d.rmdir()
+        except OSError: pass
+    self.staged, self.created, self.stdout = [], [], None
+
+# %% ../nbs/00a_files.ipynb #5e2d4fa6
+def is_disk_full(e:BaseException)->bool:
+    "Does error `e` say that a disk is full?"
+    return getattr(e, 'errno', None) == errno.ENOSPC or any(s in str(e) for s in ('No space left', 'errno 28', 'Errno 28'))
+
+@patch
+def explain(self:Outputs, e:OSError)->Exception:
+    "Error `e` of the run, as a `PathError` naming the user's paths and the fix where it is about an output."
+    names = ', '.join(str(p) for p in [*(p for *_, p in self.staged), *self.direct]) or '<stdout>'
+    if is_disk_full(e): return PathError(f"{names}: the disk is full (no space left on device); nothing was written. Free some space, or write elsewhere.")
+    for tmp, _, path in self.staged:
+        if e.filename and str(tmp) in str(e.filename):
+            return PathError(f"{path}: {e.strerror or e}; nothing was written. Check that you can write to {path.parent}.")
+    return e
+
+# %% ../nbs/00a_files.ipynb #44a27e17
+_RUN = contextvars.ContextVar('outputs', default=None)
+
+@contextmanager
+def outputs(create:bool=True, # make missing folders on the way to an output (False: refuse such paths)
+            join:bool=True, # inside another run, join its outputs (False: commit these on their own)
+           ):
+    "Yield the run's `Outputs`: committed if the block succeeds, discarded if not; inside another run, that run's."
+    if join and (run := _RUN.get()) is not None: yield run; return
+    run = Outputs(create); token = _RUN.set(run)
+    try:
+        try: yield run
+        except OSError as e: raise run.explain(e) from None
+        run.commit()
+    finally: _RUN.reset(token); run.discard()
+
+# %% ../nbs/00a_files.ipynb #123d893c
 @contextmanager
 def atomic_path(path:str|Path, # the file or folder to write
+                folder:bool|None=None, # as for `Outputs.stage`: None, a folder replaces only a folder
                ):
-    "Yield a temporary path beside `path`; move it into place if the block succeeds, remove it if not."
-    path = Path(path)
-    clean_stale(path)
-    tmp = temp_name(path)
-    try:
-        yield tmp
-        _commit(tmp, path)
-    finally: _remove(tmp)
+    "Yield a temporary path beside `path`; it replaces `path` when the block (or the run it is part of) succeeds."
+    with outputs() as o: yield o.stage(path, folder)
 
 # %% ../nbs/00a_files.ipynb #89214335
 @contextmanager
@@ -90,13 +227,14 @@ def atomic_write(path:str|Path, # the file to write
                  mode:str='w', # 'w' for text, 'wb' for bytes
                  **kwargs, # passed to `open`, e.g. encoding or newline
                 ):
-    "Open a temporary file for writing beside `path`; it replaces `path` when the block succeeds."
+    "Open a temporary file for writing beside `path`; it replaces `path` when the block (or the run it is part of) succeeds."
     if 'w' not in mode: raise ValueError(f"atomic_write writes a new file: mode must contain 'w', got {mode!r}")
     if 'b' not in mode: kwargs.setdefault('encoding', 'utf-8')
-    with atomic_path(path) as tmp:
+    with atomic_path(path, folder=False) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
-            f.flush(); os.fsync(f.fileno())
+            f.flush()
+            if not is_direct(tmp): os.fsync(f.fileno())
 
 # %% ../nbs/00a_files.ipynb #8ef5d3f5
 FIGURE_DPI = 110
@@ -106,5 +244,5 @@ def save_figure(fig, # a Matplotlib figure
                )->Path:
     "Save `fig` atomically at `path`; returns the path."
     path = Path(path)
-    with atomic_path(path) as tmp: fig.savefig(tmp, dpi=FIGURE_DPI, bbox_inches='tight', format=path.suffix[1:] or 'png')
+    with atomic_path(path, folder=False) as tmp: fig.savefig(tmp, dpi=FIGURE_DPI, bbox_inches='tight', format=path.suffix[1:] or 'png')
     return path

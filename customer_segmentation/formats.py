@@ -72,14 +72,16 @@ def block_size(chunk_size:int)->int:
     return int(min(1 << 20, max(64 << 10, chunk_size * 64)))
 
 # %% ../nbs/04c_formats.ipynb #392af840
-def csv_reader(stream, names:list, chunk_size:int, sep:str, source:str, use_threads:bool=True):
-    "Arrow's streaming CSV reader over `stream`: the header line skipped, every column as text (parsed on Arrow's threads if `use_threads`)."
-    read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block_size(chunk_size), use_threads=use_threads)
-    conv = pacsv.ConvertOptions(column_types={c: pa.string() for c in names},
-                                strings_can_be_null=False, quoted_strings_can_be_null=False)
-    try: return pacsv.open_csv(stream, read_options=read, parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
-                               convert_options=conv)
-    except (OSError, pa.ArrowException) as e: raise _unreadable(source, e) from None
+def csv_reader(stream, # the (decompressed) bytes of a CSV
+               names:list, sep:str, # its header and delimiter
+               block:int, # bytes Arrow parses at a time (`block_size`): the longest row must fit in two blocks
+               use_threads:bool=True, # parse on Arrow's threads (False: on the calling thread only)
+              ):
+    "Arrow's streaming CSV reader over `stream`: the header line skipped, every column as text; Arrow's errors are the caller's to word."
+    read = pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=block, use_threads=use_threads)
+    conv = pacsv.ConvertOptions(column_types={c: pa.string() for c in names}, strings_can_be_null=False, quoted_strings_can_be_null=False)
+    return pacsv.open_csv(stream, read_options=read, parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=True),
+                          convert_options=conv)
 
 # %% ../nbs/04c_formats.ipynb #0b268303
 def read_batches(reader, # a `csv_reader`, or the batches of a Parquet file
@@ -119,10 +121,9 @@ def csv_bytes(t:pa.Table, source:str='output')->pa.Buffer:
 def table_writer(path:str|Path, # the file to write: .parquet, .csv, or .csv with a compression ending
                  schema:pa.Schema, # its columns and their types
                 ):
-    "Yield `write(table)` for `path` in the format its name says; the file replaces `path` only if the block succeeds."
+    "Yield `write(table)` for `path` in the format its name says; the file replaces `path` only if the block (or its run) succeeds."
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
+    with atomic_path(path, folder=False) as tmp:
         if is_parquet_name(path):
             with pq.ParquetWriter(str(tmp), schema) as w: yield lambda t: w.write_table(t.cast(schema))
         else:

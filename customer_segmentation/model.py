@@ -38,7 +38,7 @@ import pandas as pd
 from fastcore.basics import patch
 from sklearn.model_selection import train_test_split
 from .data import CLASSES, TARGET
-from .files import atomic_path, project_path
+from .files import PathError, atomic_path, project_path
 from .preprocess import build_preprocessor, prepare_features, save_preprocessor
 from .drift import PROFILE_FILE, describe_training, read_profile, write_profile
 from .scoring_params import write_scoring_params
@@ -270,12 +270,13 @@ def load_model(model_dir:str|Path|None=None, # folder written by save_model (def
 
 # %% ../nbs/03_modelling.ipynb #90b2c2ee
 def save_model(model:SegmentModel, # the model to save
-               model_dir:str|Path|None=None, # target folder (default: the project's saved_model/); replaced as a whole
+               model_dir:str|Path|None=None, # target folder (default: the project's saved_model/); a saved model there is replaced
               )->Path:
     "Write `model` to `model_dir` atomically (temporary folder, check by loading, then move into place); returns the folder."
     model_dir = Path(model_dir) if model_dir else project_path('saved_model')
-    model_dir.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(model_dir) as tmp:
+    if model_dir.is_dir() and any(model_dir.iterdir()) and not (model_dir/'metadata.json').is_file():
+        raise PathError(f"{model_dir}: is a folder that holds no saved model, and saving a model replaces the whole folder; give a new or empty folder.")
+    with atomic_path(model_dir, folder=True) as tmp:
         tmp.mkdir()
         _write_artifact(model, tmp)
         with warnings.catch_warnings():

@@ -4,19 +4,21 @@
 
 # %% ../nbs/07_partitions.ipynb #48f6c83f
 from __future__ import annotations
-import glob, time, warnings
-from contextlib import contextmanager, nullcontext
+import glob, logging, time, warnings
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from .data import CLASSES, CustomerDataError
 from .deploy import DEFAULT_CHUNK_SIZE, check_options, score_csv
 from .drift import drift_warning, report_paths, write_drift_report
-from .files import atomic_path
+from .files import atomic_path, outputs, scratch
 from .numpy_engine import load_scoring_model
 from .run_summary import ScoreSummary
 
 # %% auto #0
-__all__ = ['PARTITION_SUFFIXES', 'FORMATS', 'is_partitioned', 'list_partitions', 'output_name', 'score_partition', 'ClusterError',
-           'check_workers', 'dask_client', 'run_partitions', 'combine', 'score_partitions']
+__all__ = ['PARTITION_SUFFIXES', 'FORMATS', 'DASK_LOGGERS', 'LOST_WORKERS_TIMEOUT', 'POLL_SECONDS', 'is_partitioned',
+           'list_partitions', 'output_name', 'ClusterError', 'score_partition', 'check_workers', 'quiet_logs',
+           'close_client', 'dask_client', 'check_cluster', 'wait_for_tasks', 'run_partitions', 'combine',
+           'score_partitions']
 
 # %% ../nbs/07_partitions.ipynb #eef5efb6
 PARTITION_SUFFIXES = ('.parquet', '.csv', '.csv.gz')  # what a partition file may be
@@ -47,6 +49,10 @@ def output_name(part:Path, fmt:str|None=None)->str:
     if fmt not in FORMATS: raise CustomerDataError(f"unknown output format {fmt!r}; give one of {', '.join(FORMATS)}.")
     return part.name[:-len(_suffix(part))] + FORMATS[fmt]
 
+# %% ../nbs/07_partitions.ipynb #bed08432
+class ClusterError(RuntimeError):
+    "A cluster that cannot score: unreachable, without workers, with workers that lack this package, or lost while scoring."
+
 # %% ../nbs/07_partitions.ipynb #cf5358b1
 def score_partition(part:Path, out_dir:Path, # the partition; the run's temporary output folder
                     model, fmt:str|None=None, # the loaded model; the output format
@@ -54,18 +60,18 @@ def score_partition(part:Path, out_dir:Path, # the partition; the run's temporar
                    )->tuple:
     "(the `ScoreSummary` of scoring partition `part` into `out_dir`, the peak memory in MB of the process that did it)."
     import resource
+    if not out_dir.is_dir(): raise ClusterError(f"{out_dir}: no such folder where {part.name} is scored: the run has ended, or the output folder "
+                                                "is not on a file system that this machine and every worker share.")
     name = output_name(part, fmt)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the run gathers every partition's warnings into its own summary
-        s = score_csv(part, out_dir/name, model=model, rejects_path=rejects_dir/name if rejects_dir else None, drift_report=False,
-                      progress=False, **options)
+        with outputs(create=False, join=False):  # committed whole into the run's folder; never recreating a folder the run gave up
+            s = score_csv(part, out_dir/name, model=model, rejects_path=rejects_dir/name if rejects_dir else None, drift_report=False,
+                          progress=False, given_up=lambda: not out_dir.is_dir(), **options)
     if s.drift is not None and (w := drift_warning(s.drift, s.input_path)) in s.warnings: s.warnings.remove(w)
     return s, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 # %% ../nbs/07_partitions.ipynb #dc8920ee
-class ClusterError(RuntimeError):
-    "A cluster that cannot score: unreachable, without workers, or with workers that lack this package."
-
 def _versions()->dict:
     "The versions of the packages a worker needs, None where one is missing (run on each worker)."
     from importlib.metadata import PackageNotFoundError, version
@@ -87,6 +93,23 @@ def check_workers(client)->int:
                            "(the wheel of this project) where the workers run.")
     return len(found)
 
+# %% ../nbs/07_partitions.ipynb #5e0ba663
+DASK_LOGGERS = ('distributed', 'distributed.client')  # the loggers a closing client writes to (distributed.client has its own level)
+
+@contextmanager
+def quiet_logs(names=DASK_LOGGERS, level=logging.CRITICAL):
+    "Raise the loggers `names` to `level` in the block."
+    loggers = [logging.getLogger(n) for n in names]
+    before = [l.level for l in loggers]
+    for l in loggers: l.setLevel(level)
+    try: yield
+    finally:
+        for l, lv in zip(loggers, before): l.setLevel(lv)
+
+def close_client(client, timeout:float):
+    "Close `client` quietly, waiting at most about `timeout` seconds; a client that cannot close cleanly changes nothing for the run."
+    with quiet_logs(), suppress(OSError): client.close(timeout=timeout)  # (a dask TimeoutError is an OSError)
+
 # %% ../nbs/07_partitions.ipynb #ef249292
 @contextmanager
 def dask_client(workers:int|None=None, # start a local cluster of this many worker processes
@@ -98,33 +121,92 @@ def dask_client(workers:int|None=None, # start a local cluster of this many work
     import logging
     try: from distributed import Client, LocalCluster
     except ImportError: raise ClusterError("scoring on a Dask cluster needs Dask: pip install 'customer_segmentation[dask]'.") from None
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                           silence_logs=logging.ERROR) if workers else nullcontext(scheduler)
-    with cluster as c:
-        try: client = Client(c, timeout=timeout)
-        except (OSError, TimeoutError, ValueError) as e:
-            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({e}); check the address, e.g. tcp://host:8786.") from None
-        with client: check_workers(client); yield client
+    import dask
+    with scratch('custseg-dask') as local, dask.config.set({'temporary-directory': str(local)}):  # Dask's scratch folder, removed after it
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, local_directory=str(local),
+                               silence_logs=logging.ERROR) if workers else nullcontext(scheduler)
+        with cluster as c:
+            try: client = Client(c, timeout=timeout)
+            except (OSError, TimeoutError, ValueError) as e:
+                raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} ({e}); check the address, e.g. tcp://host:8786.") from None
+            try: check_workers(client); yield client
+            finally: close_client(client, timeout)
 
 # %% ../nbs/07_partitions.ipynb #d34746ac
 def _task_error(part:Path, e:Exception)->Exception:
     "The error a failed task stands for: the partition's own data error, or a `ClusterError` naming the partition."
-    return e if isinstance(e, (CustomerDataError, ClusterError)) else ClusterError(f"{part}: scoring failed on the cluster ({type(e).__name__}: {e}).")
+    from distributed import KilledWorker
+    if isinstance(e, (CustomerDataError, ClusterError)): return e
+    if isinstance(e, KilledWorker):
+        return ClusterError(f"{part}: each of the {e.allowed_failures + 1} workers that scored it died (the last: "
+                            f"{getattr(e.last_worker, 'address', e.last_worker)}); their logs say why, running out of memory being the usual cause.")
+    return ClusterError(f"{part}: scoring failed on the cluster ({type(e).__name__}: {e}).")
+
+# %% ../nbs/07_partitions.ipynb #9e0c379b
+LOST_WORKERS_TIMEOUT = 30  # seconds a run waits for a cluster that has lost all its workers to get some back
+POLL_SECONDS = 1  # how often a run checks its cluster while the tasks run
+
+def _lost_scheduler(address:str)->ClusterError:
+    "The error of a run that lost its connection to the scheduler at `address`."
+    return ClusterError(f"lost the Dask scheduler at {address} while scoring; the run is stopped and nothing was written. Check that the "
+                        f"scheduler runs (restart it, `dask scheduler`, and its workers, `dask worker {address}`), then run again.")
+
+def _lost_workers(address:str, how:str='')->ClusterError:
+    "The error of a run whose cluster at `address` lost its workers (`how`: for how long)."
+    return ClusterError(f"the Dask cluster at {address} lost all its workers{how} while scoring; the run is stopped and nothing was written. "
+                        f"Start workers (`dask worker {address}`; the lost ones' logs say why they stopped), then run again.")
+
+# %% ../nbs/07_partitions.ipynb #b7259cda
+def check_cluster(client, address:str, # the run's client; its scheduler's address
+                  no_workers_since:float|None, # when the cluster was first seen without workers (`time.monotonic()`), or None
+                  lost_workers_timeout:float=LOST_WORKERS_TIMEOUT)->float|None:
+    "The new `no_workers_since` of `client`'s cluster; a `ClusterError` if its scheduler is lost or it has had no workers for too long."
+    if client.status != 'running': raise _lost_scheduler(address)
+    try: n = len(client.nthreads())
+    except OSError: raise _lost_scheduler(address) from None  # (Dask's CommClosedError and TimeoutError are OSErrors)
+    if n: return None
+    since = time.monotonic() if no_workers_since is None else no_workers_since
+    if time.monotonic() - since >= lost_workers_timeout: raise _lost_workers(address, f' (none for {lost_workers_timeout:g} s)')
+    return since
+
+# %% ../nbs/07_partitions.ipynb #9ec08422
+def wait_for_tasks(client, futures:list, # the run's client and tasks
+                   lost_workers_timeout:float=LOST_WORKERS_TIMEOUT): # see `check_cluster`
+    "Wait until every one of `futures` has finished, checking the cluster every `POLL_SECONDS` (`check_cluster`)."
+    from distributed import CancelledError, wait
+    address, since = client.scheduler.address, None
+    while True:
+        try: return wait(futures, timeout=POLL_SECONDS)
+        except CancelledError as e:  # the scheduler lost, or the workers, and the model sent to them with them
+            raise (_lost_scheduler if client.status != 'running' or 'scheduler-connection-lost' in str(e) else _lost_workers)(address) from None
+        except TimeoutError: since = check_cluster(client, address, since, lost_workers_timeout)
+
+# %% ../nbs/07_partitions.ipynb #5f55329f
+def _cancel(client, futures:list):
+    "Cancel the unfinished `futures`, where the scheduler can still be told (without it, Dask has cancelled them already)."
+    if (left := [f for f in futures if not f.done()]) and client.status == 'running':
+        with suppress(OSError): client.cancel(left)
 
 def run_partitions(parts:list, # the partition files
                    client, # a `distributed.Client`, or None to score here
                    model, out_dir:Path, # the loaded model; the run's temporary output folder
+                   lost_workers_timeout:float=LOST_WORKERS_TIMEOUT, # seconds to wait for a cluster without workers to get some back
                    **kw)->list: # options of `score_partition`
     "[(summary, peak MB)] of `score_partition` on each of `parts`: in this process, or on `client`'s cluster."
     if client is None: return [score_partition(p, out_dir, model, **kw) for p in parts]
-    from distributed import wait
-    shared = client.scatter(model, broadcast=True)  # once per worker, not once per partition
-    futures = client.map(score_partition, parts, out_dir=out_dir, model=shared, pure=False, **kw)
-    try: wait(futures)
-    finally: client.cancel([f for f in futures if not f.done()])  # an interrupted run leaves no task writing
-    for p, f in zip(parts, futures):
-        if f.status == 'error': raise _task_error(p, f.exception())
-    return client.gather(futures)
+    from distributed import CancelledError
+    address, futures = client.scheduler.address, []
+    try:
+        shared = client.scatter(model, broadcast=True)  # once per worker, not once per partition
+        futures = client.map(score_partition, parts, out_dir=out_dir, model=shared, pure=False, **kw)
+        wait_for_tasks(client, futures, lost_workers_timeout)
+        for p, f in zip(parts, futures):
+            if f.status == 'error': raise _task_error(p, f.exception())
+        return client.gather(futures)
+    except (CancelledError, OSError) as e:  # (Dask's CommClosedError and TimeoutError are OSErrors)
+        raise ClusterError(f"the Dask cluster at {address} failed while scoring ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+                           "the run is stopped and nothing was written. Check the scheduler and its workers, then run again.") from None
+    finally: _cancel(client, futures)  # an interrupted run leaves no task queued
 
 # %% ../nbs/07_partitions.ipynb #06f57af6
 def combine(results:list, # each partition's `(summary, peak MB)`
@@ -176,6 +258,7 @@ def score_partitions(input_path, # a folder of partitions (.parquet, .csv, .csv.
                      format:str|None=None, # output format: 'parquet', 'csv' or 'csv.gz' (default: each partition's own)
                      rejects_path=None, # a folder for the rejected rows, one file per partition (None: invalid rows fail the run)
                      drift_report=None, drift_figure:bool|None=None, # as for `score_csv`; the report covers the whole folder
+                     lost_workers_timeout:float=LOST_WORKERS_TIMEOUT, # on a cluster: seconds to wait for workers when it has lost them all
                      **options)->ScoreSummary: # other options of `score_csv` (labeled_path, sep, chunk_size, reject_out_of_range)
     "Score every partition of `input_path` into the folder `output_path`, all or nothing; returns one `ScoreSummary`."
     t0, parts, output = time.time(), [p.absolute() for p in list_partitions(input_path)], Path(output_path)
@@ -183,13 +266,16 @@ def score_partitions(input_path, # a folder of partitions (.parquet, .csv, .csv.
     _check_folders(parts, output, rejects, format)
     check_options(drift_report, report, options.get('reject_out_of_range', False), rejects_path, options.get('chunk_size', DEFAULT_CHUNK_SIZE))
     model = load_scoring_model(model_dir)
-    with atomic_path(output) as out, (atomic_path(rejects) if rejects else nullcontext()) as rej, dask_client(workers, scheduler) as client:
+    # the cluster is closed last: the run's temporary folders go first, which stops every task still scoring (`given_up`)
+    with dask_client(workers, scheduler) as client, atomic_path(output, folder=True) as out, \
+         (atomic_path(rejects, folder=True) if rejects else nullcontext()) as rej:
         out.mkdir(parents=True); rej is not None and rej.mkdir(parents=True)
-        results = run_partitions(parts, client, model, out.absolute(), fmt=format, rejects_dir=rej and rej.absolute(), threads=1 if client else 2, **options)
+        results = run_partitions(parts, client, model, out.absolute(), lost_workers_timeout, fmt=format, rejects_dir=rej and rej.absolute(),
+                                 threads=1 if client else 2, **options)
         if (lost := [p.name for p in parts if not (out/output_name(p, format)).is_file()]):  # written where this process cannot see
             raise ClusterError(f"the workers' output of {', '.join(lost[:3])} is not in {output}: the input and output folders must be on a "
                                "file system that this machine and every worker share.")
-    s = combine(results, input_path, output, rejects, time.time() - t0)
-    if s.drift is not None and s.drift['enough_rows'] and report: s.drift_paths = tuple(map(str, write_drift_report(s.drift, *report, drift_figure)))
+        s = combine(results, input_path, output, rejects, time.time() - t0)
+        if s.drift is not None and s.drift['enough_rows'] and report: s.drift_paths = tuple(map(str, write_drift_report(s.drift, *report, drift_figure)))
     for msg in s.warnings: warnings.warn(msg, UserWarning, stacklevel=2)
     return s

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04d_scoring_rules.ipynb #f8aa2d97
 from __future__ import annotations
-import difflib, shutil, sys, tempfile
+import difflib, re, shutil, sys, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -12,11 +12,11 @@ from fastcore.basics import patch
 from dataclasses import dataclass
 from .data import DELIMITERS, CustomerDataError, problem, range_problems
 from .customer_files import same_file
-from .files import clean_stale, temp_name
+from .files import PathError, destination, is_direct, scratch
 
 # %% auto #0
-__all__ = ['STDIO', 'RangeCheck', 'spool', 'input_file', 'output_file', 'JobPaths', 'check_paths', 'parse_sep', 'ParameterError',
-           'check_parameters']
+__all__ = ['STDIO', 'RangeCheck', 'input_file', 'JobPaths', 'check_paths', 'parse_sep', 'ParameterError', 'check_parameters',
+           'whole_number']
 
 # %% ../nbs/04d_scoring_rules.ipynb #b76a1c6d
 class RangeCheck:
@@ -62,38 +62,18 @@ def warnings(self:RangeCheck, source:str)->list:
 # %% ../nbs/04d_scoring_rules.ipynb #e1b8e9ad
 STDIO = '-'  # the name of standard input (as the input) or standard output (as the output)
 
-@contextmanager
-def spool(name:str)->Path:
-    "Yield a fresh temporary path in the system's temporary folder, removed afterwards (and any a killed run left)."
-    base = Path(tempfile.gettempdir())/name
-    clean_stale(base)
-    p = temp_name(base)
-    try: yield p
-    finally: p.unlink(missing_ok=True)
-
 # %% ../nbs/04d_scoring_rules.ipynb #607eb479
 @contextmanager
 def input_file(path:str|Path, # the input as given: a path, or '-' for standard input
               )->tuple:
     "Yield (a path to read, its name in messages); standard input is copied to a temporary file first."
     if str(path) != STDIO: yield Path(path), str(path); return
-    with spool('custseg-stdin') as p:
-        with open(p, 'wb') as f: shutil.copyfileobj(sys.stdin.buffer, f)
+    with scratch('custseg-stdin') as p:
+        try:
+            with open(p, 'wb') as f: shutil.copyfileobj(sys.stdin.buffer, f)
+        except OSError as e: raise PathError(f"<stdin>: could not be copied to the temporary folder {p.parent} ({e.strerror or e}); "
+                                             "free some space there, or set TMPDIR to a folder with room.") from None
         yield p, '<stdin>'
-
-# %% ../nbs/04d_scoring_rules.ipynb #d62bac5a
-@contextmanager
-def output_file(path:str|Path, # the output as given: a path, or '-' for standard output
-               )->tuple:
-    "Yield (a path to write, its name in reports); for standard output, a temporary CSV copied there if the block succeeds."
-    if str(path) != STDIO: yield Path(path), str(path); return
-    with spool('custseg-stdout.csv') as p:
-        yield p, '<stdout>'
-        sys.stdout.flush()
-        with open(p, 'rb') as f:
-            out = getattr(sys.stdout, 'buffer', None)
-            if out is not None: shutil.copyfileobj(f, out); out.flush()
-            else: sys.stdout.write(f.read().decode('utf-8'))
 
 # %% ../nbs/04d_scoring_rules.ipynb #36211511
 @dataclass
@@ -111,8 +91,10 @@ class JobPaths:
 
 # %% ../nbs/04d_scoring_rules.ipynb #bfc2ae48
 def check_paths(paths:JobPaths)->JobPaths:
-    "`paths`, after checking that the output and the rejects file are none of the run's inputs."
+    "`paths`, after checking that the output and the rejects file are files, and none of the run's inputs."
     p = paths
+    for q in (p.output, p.rejects):
+        if q is not None and str(q) != STDIO and not is_direct(q): destination(q)
     for other, what in ((p.input, 'the input'), (p.labeled, 'the labeled file'), (p.rejects, 'the rejects file')):
         if other is not None and same_file(p.output, other):
             raise CustomerDataError(f"{p.output}: the output path is {what} ({other}); scoring never overwrites its own input. "
@@ -146,3 +128,11 @@ def check_parameters(before:set, # the names defined before the parameters cell
     hints = [f"{n!r} (did you mean {m[0]!r}?)" if (m := difflib.get_close_matches(n, known, 1)) else repr(n) for n in unknown]
     raise ParameterError(f"unknown parameter(s) {', '.join(hints)}; this notebook's parameters are {', '.join(known)}. "
                          "Set them with papermill's -p NAME VALUE.")
+
+# %% ../nbs/04d_scoring_rules.ipynb #421ff926
+def whole_number(name:str, value, # a parameter and its value as papermill set it
+                 minimum:int=1, example:int=2)->int: # the least value it takes; a good value, for the message
+    "`value` as a whole number of at least `minimum`, or a `ParameterError` naming parameter `name`."
+    if isinstance(value, bool) or not re.fullmatch(r'\s*\d+\s*', str(value)) or int(value) < minimum:
+        raise ParameterError(f"parameter {name} must be a whole number of at least {minimum} (e.g. -p {name} {example}); got {value!r}.")
+    return int(value)

@@ -60,9 +60,11 @@ def test_papermill_scores_input_into_output(tmp_path):
     cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'04_deploy.ipynb'),
            str(tmp_path/'run.ipynb'), '-p', 'input_path', str(FIX/'customers.csv'), '-p', 'output_path', str(out),
            '-p', 'labeled_path', str(FIX/'labeled.csv'), '-p', 'chunk_size', '5']
-    env = {**os.environ, 'IN_TEST': ''}  # papermill runs the real job, not the nbdev_test variant
+    (tmp := tmp_path/'tmp').mkdir()
+    env = {**os.environ, 'IN_TEST': '', 'TMPDIR': str(tmp)}  # papermill runs the real job, not the nbdev_test variant
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert list(tmp.iterdir()) == []  # the chapter's examples leave no temporary folder behind
     inp, got = read_text_csv(FIX/'customers.csv'), read_text_csv(out)
     assert list(got.columns) == [*inp.columns, *SCORE_COLS, KNOWN_COL]
     pd.testing.assert_frame_equal(got[inp.columns], inp)
@@ -81,10 +83,23 @@ def test_papermill_refuses_an_unknown_parameter(tmp_path):
     out = tmp_path/'scored.csv'
     cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'04_deploy.ipynb'),
            str(tmp_path/'run.ipynb'), '-p', 'input_csv', str(FIX/'customers.csv'), '-p', 'output_path', str(out)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'IN_TEST': ''}, timeout=300)
+    (tmp := tmp_path/'tmp').mkdir()
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'IN_TEST': '', 'TMPDIR': str(tmp)}, timeout=300)
     assert r.returncode != 0
     assert "unknown parameter(s) 'input_csv' (did you mean 'input_path'?); this notebook's parameters are input_path, output_path" in r.stderr
     assert not out.exists() and not (tmp_path/'scored_segment_mix.png').exists()
+    assert list(tmp.iterdir()) == []  # a failed run leaves no temporary folder either
+
+
+def test_papermill_names_a_parameter_with_a_bad_value(tmp_path):
+    "-p chunk_size abc fails the run with one line naming the parameter and what it takes; nothing is scored."
+    out = tmp_path/'scored.csv'
+    cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'04_deploy.ipynb'),
+           str(tmp_path/'run.ipynb'), '-p', 'input_path', str(FIX/'customers.csv'), '-p', 'output_path', str(out), '-p', 'chunk_size', 'abc']
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'IN_TEST': ''}, timeout=300)
+    assert r.returncode != 0
+    assert "parameter chunk_size must be a whole number of at least 1 (e.g. -p chunk_size 65536); got 'abc'." in r.stderr, r.stderr[-2000:]
+    assert not out.exists()
 
 
 def test_parameters_cell_defines_the_job_parameters():

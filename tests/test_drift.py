@@ -86,8 +86,11 @@ def test_cli_report_options(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ['a.csv', 'b.csv.gz', 'c.csv', 'reports.json', 'reports.png']
 
 
-def test_a_report_folder_that_does_not_exist_is_refused_before_anything_is_written(tmp_path):
+def test_a_report_folder_that_does_not_exist_is_made_and_a_file_in_the_way_refused(tmp_path):
+    "Missing folders on the way to the report are made, as for every output; a file where a folder belongs is refused before any work."
     _bootstrap(5, 300).to_csv(tmp_path/'c.csv', index=False)
     r = _cli('c.csv', '-o', 'a.csv', '--drift-report', 'nowhere/r.json', cwd=tmp_path)
-    assert r.returncode == 2 and r.stderr.startswith('custseg: error: nowhere/r.json: its folder does not exist'), r.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['c.csv']
+    assert r.returncode == 0 and (tmp_path/'nowhere'/'r.json').is_file(), r.stderr
+    r = _cli('c.csv', '-o', 'b.csv', '--drift-report', 'c.csv/r.json', cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith('custseg: error: '), r.stderr
+    assert 'c.csv: is a file, so c.csv/r.json cannot be made inside it' in r.stderr and not (tmp_path/'b.csv').exists()

@@ -2,7 +2,7 @@
 odd quoting, other delimiters, BOMs, CRLF, truncations, random bytes, compressed and Parquet) either score or fail with a user
 error; never another exception, never a partial output or a temporary file left. Most examples run `score_csv` in process
 (fast); a few run the `custseg` console script. Derandomized, so a failure reproduces."""
-import csv, gzip, io, subprocess, sys, tempfile, warnings
+import csv, gzip, io, os, subprocess, sys, tempfile, warnings
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from customer_segmentation.data import CATEGORY_VALUES, FEATURES, ID_COL, NA_VALUES, CustomerDataError
+from customer_segmentation.files import PathError
 from customer_segmentation.deploy import load_scoring_model, score_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,3 +123,61 @@ def test_the_console_script_never_shows_a_traceback(f):
         if r.returncode == 2:
             assert r.stdout == b'' and err.count('custseg: error: ') == 1 and err.strip().splitlines()[-1].startswith('custseg: error: ')
         assert sorted(p.name for p in d.iterdir()) == [f'in{suffix}']
+
+
+# --- output paths: folders, existing files, links, missing folders (issue #19) --------------------------------------------
+
+_PATH_KINDS = ['new', 'existing file', 'folder with files', 'link to a file', 'dangling link', 'link to a folder', 'missing folders',
+               'under a file', 'the folder itself']
+_FOLDERISH = {'folder with files', 'link to a folder', 'under a file', 'the folder itself'}
+
+
+def _make_path(d:Path, kind:str, name:str)->Path:
+    "A path of `kind` for role `name` in folder `d`, with whatever must exist beforehand."
+    p = d/name
+    if kind == 'existing file': p.write_text(f'old {name}')
+    if kind == 'folder with files': p.mkdir(); (p/'keep.txt').write_text('keep')
+    if kind == 'link to a file': (d/f'{name}.target').write_text('old target'); p.symlink_to(d/f'{name}.target')
+    if kind == 'dangling link': p.symlink_to(d/f'{name}.nowhere')
+    if kind == 'link to a folder': (d/f'{name}.dir').mkdir(); (d/f'{name}.dir'/'keep.txt').write_text('keep'); p.symlink_to(d/f'{name}.dir')
+    if kind == 'missing folders': return d/f'{name}.m'/'a'/'x.csv'
+    if kind == 'under a file': (d/f'{name}.f').write_text('a file'); return d/f'{name}.f'/'x.csv'
+    if kind == 'the folder itself': return d
+    return p
+
+
+def _snapshot(d:Path)->dict:
+    "Every path under `d`: a link's target, a file's bytes, or 'folder'."
+    return {str(p.relative_to(d)): os.readlink(p) if p.is_symlink() else p.read_bytes() if p.is_file() else 'folder' for p in sorted(d.rglob('*'))}
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(out=st.sampled_from(_PATH_KINDS), rej=st.sampled_from(_PATH_KINDS + ['none']), rep=st.sampled_from(_PATH_KINDS + ['none', 'beside']),
+       bad=st.booleans())
+def test_any_output_path_is_written_or_refused_and_nothing_else_changes(model, out, rej, rep, bad):
+    rows = (ROOT/'dataset'/'new_customers.csv').read_text().splitlines()
+    if bad: cells = rows[-1].split(','); cells[3] = 'forty'; rows[-1] = ','.join(cells)  # an Age that is not a number
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d)
+        (d/'in').mkdir(); (inp := d/'in'/'new.csv').write_text('\n'.join(rows) + '\n')
+        (w := d/'w').mkdir()
+        paths = dict(output_path=_make_path(w, out, 'out'), rejects_path=None if rej == 'none' else _make_path(w, rej, 'rej'),
+                     drift_report=None if rep == 'beside' else False if rep == 'none' else _make_path(w, rep, 'rep'))
+        before = _snapshot(d)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                score_csv(inp, model=model, **paths)
+        except (CustomerDataError, PathError) as e:
+            event(f'refused: {type(e).__name__}')
+            assert _snapshot(d) == before, str(e)  # every file, folder and link as it was; no temporary file; no folder made
+            assert bad or out in _FOLDERISH or rej in _FOLDERISH or rep in {'under a file'}, str(e)
+            return
+        event('scored')
+        assert not bad or rej != 'none'
+        after = _snapshot(d)
+        ours = lambda k: any(part.startswith(('out', 'rej', 'rep', 'x')) for part in k.split('/')[1:])  # a run's output, or its folders
+        for k, v in before.items():  # what was there is there, as it was, unless it was a file the run replaced as its output
+            if after.get(k) != v: assert isinstance(v, bytes) and isinstance(after.get(k), bytes) and ours(k), k
+        assert not any('.part' in k for k in after), after.keys()
+        assert all(ours(k) for k in set(after) - set(before)), set(after) - set(before)

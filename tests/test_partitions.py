@@ -1,8 +1,11 @@
 """Scoring folders of partitions on Dask: a LocalCluster of two worker processes and an existing cluster (a `dask scheduler`
 and two `dask worker` processes started here on 127.0.0.1, used through `custseg score --scheduler`) give the rows of
-one-file scoring; a failing partition fails the run by name and commits nothing. Every cluster is bounded in time and closed."""
-import os, shutil, socket, subprocess, sys, time, warnings
+one-file scoring; a failing partition fails the run by name and commits nothing; a cluster that loses its workers or its
+scheduler in the middle of a run ends it with a ClusterError (one line, exit 2, from the CLI) within seconds, nothing
+written. Every cluster is bounded in time and closed."""
+import os, shutil, signal, socket, subprocess, sys, threading, time, warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,7 +15,8 @@ import pytest
 
 from customer_segmentation.data import CustomerDataError, project_path
 from customer_segmentation.deploy import score_csv
-from customer_segmentation.partitions import ClusterError, score_partitions
+from customer_segmentation.files import PathError
+from customer_segmentation.partitions import LOST_WORKERS_TIMEOUT, ClusterError, score_partitions
 
 BIN = Path(sys.executable).parent
 NEW = project_path('dataset', 'new_customers.csv')
@@ -99,29 +103,36 @@ def free_port():
 
 @pytest.fixture
 def cluster(tmp_path):
-    "A `dask scheduler` and two `dask worker` processes on 127.0.0.1, stopped afterwards."
+    """A `dask scheduler` and two `dask worker` processes on 127.0.0.1 (address, scheduler, workers), each in its own process group
+    (a worker's nanny and its worker process are killed together), stopped afterwards."""
     address = f'tcp://127.0.0.1:{free_port()}'
     env = {**os.environ, 'DASK_DISTRIBUTED__WORKER__DAEMON': 'False'}
-    procs = [subprocess.Popen([BIN/'dask', 'scheduler', '--host', '127.0.0.1', '--port', address.rsplit(':', 1)[1], '--no-dashboard'],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path)]
+    start = lambda *cmd: subprocess.Popen([BIN/'dask', *cmd, '--no-dashboard'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          env=env, cwd=tmp_path, start_new_session=True)
+    procs = [start('scheduler', '--host', '127.0.0.1', '--port', address.rsplit(':', 1)[1])]
     try:
         from distributed import Client
         client = Client(address, timeout=60)
-        procs += [subprocess.Popen([BIN/'dask', 'worker', address, '--nthreads', '1', '--nworkers', '1', '--no-dashboard'],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=tmp_path) for _ in range(2)]
+        procs += [start('worker', address, '--nthreads', '1', '--nworkers', '1') for _ in range(2)]
         client.wait_for_workers(2, timeout=90)
         client.close()
-        yield address
+        yield SimpleNamespace(address=address, scheduler=procs[0], workers=procs[1:])
     finally:
         for p in procs[::-1]: p.terminate()
         for p in procs[::-1]:
             try: p.wait(timeout=20)
-            except subprocess.TimeoutExpired: p.kill()
+            except subprocess.TimeoutExpired: kill(p)
+
+
+def kill(p):
+    "SIGKILL the process group of `p` (a nanny and its worker, or the scheduler), if it still runs."
+    try: os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError: pass
 
 
 def test_existing_cluster_through_the_cli(folders, tmp_path, cluster):
     pq_dir, _, whole = folders
-    r = subprocess.run([BIN/'custseg', 'score', pq_dir, '-o', tmp_path/'scored', '--scheduler', cluster], capture_output=True, text=True, timeout=180)
+    r = subprocess.run([BIN/'custseg', 'score', pq_dir, '-o', tmp_path/'scored', '--scheduler', cluster.address], capture_output=True, text=True, timeout=180)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.startswith(f'Scored {len(whole):,} rows of ')
     same_scores(tmp_path/'scored', whole)
@@ -171,8 +182,93 @@ def test_a_file_whose_name_looks_like_a_glob_is_one_file(tmp_path):
 
 
 def test_options_are_checked_before_anything_is_written(folders, tmp_path):
-    "As for one file: a drift report whose folder does not exist, or --reject-out-of-range without rejects, is refused first."
+    "As for one file: a drift report that cannot be a file, or --reject-out-of-range without rejects, is refused first."
     pq_dir, _, _ = folders
-    with pytest.raises(CustomerDataError, match='its folder does not exist'): run(pq_dir, tmp_path/'o', drift_report=tmp_path/'nowhere'/'d.json')
+    (tmp_path/'a_file').write_text('mine')
+    with pytest.raises(PathError, match='a_file: is a file, so'): run(pq_dir, tmp_path/'o', drift_report=tmp_path/'a_file'/'d.json')
     with pytest.raises(CustomerDataError, match='needs a rejects file'): run(pq_dir, tmp_path/'o', reject_out_of_range=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['a_file']
+
+
+def test_a_drift_report_that_cannot_be_written_commits_no_partitions(folders, tmp_path, monkeypatch):
+    "The scored folder and the drift report are one transaction: a report that fails leaves no output folder."
+    import customer_segmentation.drift as drift
+    pq_dir, _, _ = folders
+    def broken(*a, **k): raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(drift, 'plot_drift', broken)
+    with pytest.raises(PathError, match='the disk is full'): run(pq_dir, tmp_path/'o', drift_figure=True)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture(scope='module')
+def big(tmp_path_factory):
+    "Four Parquet partitions of 500,000 customers each (the new customers repeated, with fresh IDs): seconds of scoring each, at one thread."
+    d = tmp_path_factory.mktemp('big')
+    t = pa.Table.from_pandas(pd.read_csv(NEW, dtype=str, keep_default_na=False), preserve_index=False)
+    ids, n = t['ID'].to_numpy().astype(np.int64), 500_000
+    reps = -(-n // len(t))
+    for i in range(PARTS):
+        ids_i = np.concatenate([ids + (i * reps + k) * 10**7 for k in range(reps)])[:n].astype(str)
+        pq.write_table(pa.concat_tables([t] * reps).slice(0, n).set_column(0, 'ID', pa.array(ids_i)), d/f'part-{i}.parquet')
+    return d
+
+
+def scoring(out, running, timeout=60):
+    "Wait until the run into `out` writes its first partition (a file in its hidden temporary folder) while `running()`."
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and running():
+        try:
+            if any(any(d.iterdir()) for d in out.parent.glob(f'.{out.name}.*.part')): return
+        except FileNotFoundError: pass
+        time.sleep(0.05)
+    pytest.fail(f'the run into {out} did not start scoring')
+
+
+def kill_mid_run(big, out, procs, **kw):
+    "(the error of `score_partitions(big, out, **kw)` when `procs` are killed while it scores, the seconds from the kill to the run's end)."
+    ended = {}
+    out.parent.mkdir()
+    def go():
+        try: run(big, out, **kw)
+        except Exception as e: ended['error'] = e
+    th = threading.Thread(target=go, daemon=True)  # (a run that hangs fails the test, not the session)
+    th.start(); scoring(out, th.is_alive)
+    t = time.monotonic()
+    for p in procs: kill(p)
+    th.join(timeout=120)
+    assert not th.is_alive(), 'the run did not end within 120 s of the kill'
+    return ended.get('error'), time.monotonic() - t
+
+
+def test_a_cluster_that_loses_its_workers_stops_the_run(big, tmp_path, cluster):
+    e, seconds = kill_mid_run(big, tmp_path/'run'/'scored', cluster.workers, scheduler=cluster.address, lost_workers_timeout=3)
+    assert isinstance(e, ClusterError) and f'the Dask cluster at {cluster.address} lost all its workers' in str(e), repr(e)
+    assert seconds < 15, seconds
+    assert list((tmp_path/'run').iterdir()) == []  # no output folder, no temporary one
+
+
+def test_a_cluster_that_loses_its_scheduler_stops_the_run(big, tmp_path, cluster):
+    e, seconds = kill_mid_run(big, tmp_path/'run'/'scored', [cluster.scheduler], scheduler=cluster.address)
+    assert isinstance(e, ClusterError) and f'lost the Dask scheduler at {cluster.address}' in str(e), repr(e)
+    assert seconds < 15, seconds
+    time.sleep(4)  # the surviving workers finish the partitions they were scoring, and write none of them
+    assert list((tmp_path/'run').iterdir()) == []
+    for p in cluster.workers: kill(p)  # (faster than stopping workers that have no scheduler)
+
+
+@pytest.mark.parametrize('lost', ['workers', 'scheduler'])
+def test_a_lost_cluster_is_one_line_from_the_cli(big, tmp_path, cluster, lost):
+    (tmp_path/'run').mkdir()
+    cli = subprocess.Popen([BIN/'custseg', 'score', big, '-o', tmp_path/'run'/'scored', '--scheduler', cluster.address],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        scoring(tmp_path/'run'/'scored', lambda: cli.poll() is None)
+        t = time.monotonic()
+        for p in cluster.workers if lost == 'workers' else [cluster.scheduler]: kill(p)
+        out, err = cli.communicate(timeout=120)
+    finally:
+        cli.kill(); cli.wait(timeout=20)
+        for p in cluster.workers: kill(p)  # (faster than stopping workers that have no scheduler)
+    assert time.monotonic() - t < LOST_WORKERS_TIMEOUT + 15 and cli.returncode == 2, (cli.returncode, err)
+    assert len(err.splitlines()) == 1 and err.startswith('custseg: error: ') and 'nothing was written' in err, err
+    assert list((tmp_path/'run').iterdir()) == []

@@ -1,0 +1,312 @@
+"""Nothing the user owns is ever harmed (issue #19): folders given as outputs, devices, FIFOs and links, every way a run can end
+(an error, SIGINT, SIGTERM, SIGHUP, a closed pipe, SIGKILL then the next run), full disks and read-only folders. Each case runs
+the `custseg` console script in a subprocess, as a user would, from a scratch folder with its own TMPDIR, and checks what is
+left: every file that was there before, as it was, and nothing else."""
+import os, signal, stat, subprocess, sys, time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from customer_segmentation.data import project_path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIX = ROOT/'tests'/'fixtures'
+NEW = project_path('dataset', 'new_customers.csv')
+CUSTSEG = str(Path(sys.executable).parent/'custseg')
+STOPPED = 'custseg: interrupted; nothing was written'
+
+
+def custseg(*args, cwd, tmpdir, stdin=None, timeout=300):
+    "`custseg ARGS` from `cwd` with TMPDIR `tmpdir`: (exit code, stdout bytes, stderr text)."
+    r = subprocess.run([CUSTSEG, *map(str, args)], cwd=cwd, input=stdin, capture_output=True, timeout=timeout,
+                       env={**os.environ, 'TMPDIR': str(tmpdir)})
+    return r.returncode, r.stdout, r.stderr.decode()
+
+
+def tree(folder):
+    "Every path under `folder`: its kind, and the bytes of a file or the target of a link."
+    def what(p):
+        if p.is_symlink(): return ('link', os.readlink(p))
+        if p.is_dir(): return ('folder',)
+        return ('file', p.read_bytes()) if p.is_file() else ('special', stat.S_IFMT(p.lstat().st_mode))
+    return {str(p.relative_to(folder)): what(p) for p in sorted(Path(folder).rglob('*'))}
+
+
+def one_error(code, err, *needles):
+    "Exit 2, one line `custseg: error: ...` holding each of `needles`."
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith('custseg: error: '), err
+    for n in needles: assert n in lines[0], (n, lines[0])
+
+
+@pytest.fixture
+def box(tmp_path):
+    "A scratch folder: `box/'work'` to run in, holding the customers as in.csv; `box/'tmp'` as TMPDIR (both checked empty of leftovers)."
+    (work := tmp_path/'work').mkdir(); (tmp := tmp_path/'tmp').mkdir()
+    (work/'in.csv').write_bytes((FIX/'customers.csv').read_bytes())
+    return work, tmp
+
+
+# --- folders given where a file belongs -------------------------------------------------------------------------------
+
+def test_a_folder_as_the_output_is_refused_and_kept(box):
+    work, tmp = box
+    (work/'some_folder').mkdir(); (work/'some_folder'/'notes.txt').write_text('mine')
+    before = tree(work)
+    for out in ('some_folder', 'some_folder/', '.'):
+        one_error(*custseg('score', 'in.csv', '-o', out, cwd=work, tmpdir=tmp)[::2], 'is a folder, and a file is written here')
+    assert tree(work) == before and list(tmp.iterdir()) == []
+
+
+def test_the_folder_holding_the_input_is_refused_and_the_input_kept(box):
+    work, tmp = box
+    (data := work/'project'/'data').mkdir(parents=True); (data/'in.csv').write_bytes((work/'in.csv').read_bytes())
+    before = tree(work)
+    one_error(*custseg('score', 'project/data/in.csv', '-o', 'project/data/', cwd=work, tmpdir=tmp)[::2], 'project/data: is a folder')
+    assert tree(work) == before
+
+
+def test_a_folder_as_the_rejects_file_is_refused_and_kept(box):
+    work, tmp = box
+    (work/'rej').mkdir(); (work/'rej'/'keep.csv').write_text('mine')
+    before = tree(work)
+    one_error(*custseg('score', 'in.csv', '-o', 'out.csv', '--rejects', 'rej', cwd=work, tmpdir=tmp)[::2], 'rej: is a folder')
+    assert tree(work) == before
+
+
+def test_a_folder_as_the_drift_report_gets_the_report_inside(box):
+    work, tmp = box
+    (work/'reports').mkdir(); (work/'reports'/'old.json').write_text('mine')
+    code, _, err = custseg('score', NEW, '-o', 'scored.csv', '--drift-report', 'reports', cwd=work, tmpdir=tmp)
+    assert code == 0, err
+    assert sorted(p.name for p in (work/'reports').iterdir()) == ['old.json', 'scored_drift.json']
+    assert (work/'reports'/'old.json').read_text() == 'mine' and list(tmp.iterdir()) == []
+
+
+def test_a_file_where_a_folder_belongs_is_a_clear_error(box):
+    work, tmp = box
+    before = tree(work)
+    one_error(*custseg('score', 'in.csv', '-o', 'in.csv/x.csv', cwd=work, tmpdir=tmp)[::2], 'in.csv: is a file, so in.csv/x.csv cannot be made')
+    assert tree(work) == before
+
+
+def test_missing_folders_are_made_and_removed_again_if_the_run_fails(box):
+    work, tmp = box
+    (work/'bad.csv').write_bytes((FIX/'bad_age.csv').read_bytes())
+    before = tree(work)
+    one_error(*custseg('score', 'bad.csv', '-o', 'new/a/b.csv', cwd=work, tmpdir=tmp)[::2], 'column Age must be numeric')
+    assert tree(work) == before  # no empty new/a/ left
+    code, _, err = custseg('score', 'in.csv', '-o', 'new/a/b.csv', cwd=work, tmpdir=tmp)
+    assert code == 0 and (work/'new'/'a'/'b.csv').is_file(), err
+
+
+# --- devices, FIFOs and links -------------------------------------------------------------------------------------------
+
+def test_devices_are_written_into_never_replaced(box):
+    work, tmp = box
+    code, out, err = custseg('score', 'in.csv', '-o', '/dev/null', cwd=work, tmpdir=tmp)
+    assert code == 0 and out.startswith(b'Scored 12 rows'), err
+    code, out, err = custseg('score', 'in.csv', '-o', '/dev/stdout', cwd=work, tmpdir=tmp)
+    assert code == 0 and out.startswith(b'ID,Gender') and out.count(b'\n') > 12, err
+    one_error(*custseg('score', 'in.csv', '-o', '/dev/full', cwd=work, tmpdir=tmp)[::2], '/dev/full')
+    for dev in ('/dev/null', '/dev/full'): assert stat.S_ISCHR(os.stat(dev).st_mode), dev
+    assert not any(Path(f'/dev/{n}_drift.json').exists() for n in ('null', 'full', 'stdout'))
+    assert sorted(p.name for p in work.iterdir()) == ['in.csv'] and list(tmp.iterdir()) == []
+
+
+def test_a_fifo_is_written_into_and_its_reader_gets_the_scores(box):
+    work, tmp = box
+    os.mkfifo(work/'pipe')
+    with open(tmp.parent/'read.csv', 'wb') as f:
+        reader = subprocess.Popen(['cat', str(work/'pipe')], stdout=f)
+        code, _, err = custseg('score', NEW, '-o', 'pipe', cwd=work, tmpdir=tmp, timeout=120)
+        reader.wait(timeout=60)
+    got = (tmp.parent/'read.csv').read_bytes()
+    assert code == 0, err
+    assert got.startswith(b'ID,Gender') and got.count(b'\n') == 2628
+    assert (work/'pipe').is_fifo() and sorted(p.name for p in work.iterdir()) == ['in.csv', 'pipe']  # no report beside a FIFO
+
+
+def test_a_link_is_followed_and_its_target_replaced(box):
+    work, tmp = box
+    (work/'real').mkdir(); (work/'real'/'scored.csv').write_text('old')
+    (work/'link.csv').symlink_to(work/'real'/'scored.csv')
+    code, _, err = custseg('score', 'in.csv', '-o', 'link.csv', cwd=work, tmpdir=tmp)
+    assert code == 0, err
+    assert (work/'link.csv').is_symlink() and (work/'real'/'scored.csv').read_text().startswith('ID,Gender')
+    assert sorted(p.name for p in (work/'real').iterdir()) == ['scored.csv']
+
+
+# --- all or nothing ---------------------------------------------------------------------------------------------------
+
+def mount_tmpfs(folder:Path, size:str, *opts)->bool:
+    "Mount a small tmpfs at `folder` (as root); False where this machine does not allow it."
+    folder.mkdir(parents=True, exist_ok=True)
+    r = subprocess.run(['mount', '-t', 'tmpfs', '-o', ','.join([f'size={size}', *opts]), 'tmpfs', str(folder)], capture_output=True)
+    return r.returncode == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    "A folder on a 256 KiB disk that is already full."
+    d = tmp_path/'full'
+    if not mount_tmpfs(d, '256k'): pytest.skip('mounting a tmpfs needs root')
+    try:
+        with open(d/'filler', 'wb') as f:
+            try: f.write(b'\0' * (1 << 20))
+            except OSError: pass
+        yield d
+    finally: subprocess.run(['umount', '-l', str(d)])
+
+
+def test_a_drift_report_that_cannot_be_written_leaves_the_previous_output(box, small_disk):
+    work, tmp = box
+    (work/'scored.csv').write_text('previous scores')
+    before = tree(work)
+    one_error(*custseg('score', NEW, '-o', 'scored.csv', '--drift-report', small_disk/'r.json', cwd=work, tmpdir=tmp)[::2],
+              'the disk is full', 'nothing was written')
+    assert tree(work) == before and list(tmp.iterdir()) == [] and sorted(p.name for p in small_disk.iterdir()) == ['filler']
+
+
+def test_a_full_disk_names_the_output_and_the_fix(box, small_disk):
+    work, tmp = box
+    code, _, err = custseg('score', NEW, '-o', small_disk/'scored.csv', cwd=work, tmpdir=tmp)
+    one_error(code, err, f'{small_disk}/scored.csv: the disk is full', 'Free some space')
+    assert '.part' not in err and sorted(p.name for p in small_disk.iterdir()) == ['filler']
+
+
+def test_a_temporary_folder_that_fills_up_is_named(box, big, tmp_path):
+    work, tmp = box
+    small = tmp_path/'small'
+    if not mount_tmpfs(small, '256k'): pytest.skip('mounting a tmpfs needs root')
+    try:  # room for Python's check that TMPDIR is writable, not for the duplicate-ID check of 4*10^5 rows
+        code, _, err = custseg('score', big, '-o', 'scored.csv', cwd=work, tmpdir=small)
+        one_error(code, err, str(small), 'TMPDIR')
+        assert sorted(p.name for p in work.iterdir()) == ['in.csv'] and list(small.iterdir()) == []
+    finally: subprocess.run(['umount', '-l', str(small)])
+
+
+def test_a_read_only_folder_names_the_output_not_a_temporary_file(box, tmp_path):
+    work, tmp = box
+    ro = tmp_path/'ro'
+    if not mount_tmpfs(ro, '64k', 'ro'): pytest.skip('mounting a tmpfs needs root')
+    try:
+        code, _, err = custseg('score', 'in.csv', '-o', ro/'scored.csv', cwd=work, tmpdir=tmp)
+        one_error(code, err, f'{ro}/scored.csv: cannot write in {ro}')
+        assert '.part' not in err
+    finally: subprocess.run(['umount', '-l', str(ro)])
+
+
+# --- every way a run can end ----------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def big(tmp_path_factory):
+    "About 4*10^5 customers (the new customers, repeated with new IDs): a run that lasts long enough to be stopped."
+    t = pacsv.read_csv(NEW, convert_options=pacsv.ConvertOptions(column_types={'ID': pa.string()}))
+    reps = 150
+    ids = pa.array([str(i) for i in range(10**7, 10**7 + reps * t.num_rows)])
+    big = pa.concat_tables([t] * reps).set_column(0, 'ID', ids)
+    p = tmp_path_factory.mktemp('big')/'big.csv'
+    pacsv.write_csv(big, p)
+    return p
+
+
+def started(proc, folder:Path, pattern:str, timeout:float=60)->bool:
+    "Wait until a file matching `pattern` appears in `folder` while `proc` runs: the run is under way."
+    end = time.time() + timeout
+    while time.time() < end and proc.poll() is None:
+        if any(folder.glob(pattern)): return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.parametrize('sig', [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_leaves_nothing_behind(box, big, sig):
+    work, tmp = box
+    (work/'out').mkdir(); (work/'out'/'scored.csv').write_text('previous scores')
+    before = tree(work)
+    p = subprocess.Popen([CUSTSEG, 'score', big, '-o', 'out/scored.csv'], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, 'TMPDIR': str(tmp)})
+    assert started(p, work/'out', '.scored.csv.*.part*'), p.communicate()
+    p.send_signal(sig)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 128 + sig and err.decode().strip().splitlines() == [STOPPED], err
+    assert tree(work) == before and list(tmp.iterdir()) == []
+
+
+def test_a_stop_signal_in_a_pipe_leaves_no_spool(box, big):
+    work, tmp = box
+    with open(big, 'rb') as f:
+        p = subprocess.Popen([CUSTSEG, 'score', '-', '-o', '-'], cwd=work, stdin=f, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, 'TMPDIR': str(tmp)})
+        assert started(p, tmp, '.custseg-stdout.*'), p.communicate()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=60)
+    assert p.returncode == 143 and out == b'' and err.decode().strip().splitlines() == [STOPPED], err
+    assert list(tmp.iterdir()) == [] and sorted(p.name for p in work.iterdir()) == ['in.csv']
+
+
+@pytest.mark.parametrize('output', ['-', '/dev/stdout'])
+def test_a_reader_that_stops_early_ends_the_run_quietly(box, big, output):
+    work, tmp = box
+    p = subprocess.Popen([CUSTSEG, 'score', big, '-o', output], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, 'TMPDIR': str(tmp)})
+    assert p.stdout.read(100).startswith(b'ID,Gender')
+    p.stdout.close()
+    err = p.stderr.read().decode(); p.wait(timeout=60)
+    assert p.returncode == 141 and err == '', err
+    assert list(tmp.iterdir()) == [] and sorted(x.name for x in work.iterdir()) == ['in.csv']
+
+
+def test_what_a_killed_run_leaves_is_removed_by_the_next(box, big):
+    work, tmp = box
+    with open(big, 'rb') as f:
+        p = subprocess.Popen([CUSTSEG, 'score', '-', '-o', '-'], cwd=work, stdin=f, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env={**os.environ, 'TMPDIR': str(tmp)})
+        assert started(p, tmp, '.custseg-ids.*'), 'the run did not get to its duplicate-ID check'
+        p.kill(); p.wait(timeout=60)
+    left = sorted(x.name for x in tmp.iterdir())
+    assert any(n.startswith('.custseg-stdin.') for n in left) and any(n.startswith('.custseg-ids.') for n in left), left
+    code, out, err = custseg('score', '-', '-o', '-', cwd=work, tmpdir=tmp, stdin=(FIX/'customers.csv').read_bytes())
+    assert code == 0 and out.startswith(b'ID,Gender'), err
+    assert list(tmp.iterdir()) == []
+
+
+# --- messages -------------------------------------------------------------------------------------------------------------
+
+def test_the_progress_bar_ends_its_line_before_an_error(box):
+    work, tmp = box
+    (work/'bad.csv').write_bytes((FIX/'bad_age.csv').read_bytes())
+    code, _, err = custseg('score', 'bad.csv', '-o', 'out.csv', '--progress', cwd=work, tmpdir=tmp)
+    last = err.split('\n')[-2] if err.endswith('\n') else err.split('\n')[-1]
+    assert code == 2 and last.startswith('custseg: error: ') and '\r' not in last, repr(err)
+
+
+def test_rows_without_an_id_are_named(box):
+    work, tmp = box
+    lines = (FIX/'customers.csv').read_text().splitlines()
+    lines[3] = ',' + lines[3].split(',', 1)[1]; lines[6] = 'NA,' + lines[6].split(',', 1)[1]
+    (work/'noid.csv').write_text('\n'.join(lines) + '\n')
+    code, out, err = custseg('score', 'noid.csv', '-o', 'out.csv', cwd=work, tmpdir=tmp)
+    assert code == 0 and 'noid.csv: 2 row(s) have no ID, at line(s) 4, 7' in err, err
+    assert 'occur more than once' not in err  # two missing IDs are not one ID twice
+
+
+def test_a_stopped_cluster_run_leaves_nothing_and_its_tasks_stop_writing(box, big, tmp_path):
+    "SIGTERM to `custseg score FOLDER --workers 2`: exit 143, one line, no output folder, and no task writes on after the client has gone."
+    pytest.importorskip('distributed')
+    work, tmp = box
+    t = pacsv.read_csv(big, convert_options=pacsv.ConvertOptions(column_types={'ID': pa.string()}))
+    (parts := tmp_path/'parts').mkdir()
+    n = -(-t.num_rows // 4)
+    for i in range(4): pacsv.write_csv(t.slice(i * n, n), parts/f'part-{i}.csv')
+    p = subprocess.Popen([CUSTSEG, 'score', parts, '-o', 'out', '--workers', '2'], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env={**os.environ, 'TMPDIR': str(tmp)})
+    assert started(p, work, '.out.*.part/.part-*'), p.communicate()  # tasks are writing their partitions
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 143 and err.decode().strip().splitlines() == [STOPPED], err
+    time.sleep(3)  # a task that went on would write again by now
+    assert sorted(x.name for x in work.iterdir()) == ['in.csv'] and list(tmp.iterdir()) == []
