@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Research notebooks (nbs/research/) are in neither: they are run by hand (see each one's summary). tests/test_repo.py
 # checks that every numbered notebook is in exactly one list.
 NOTEBOOKS := 00_data 01_eda 02a_preprocessing 03_modelling 04_deploy
-LIBRARY_NOTEBOOKS := 00a_files 00b_report 00c_fetch 02_evaluation 02b_artifact 04a_customer_files 04b_numpy_engine 04c_formats 04d_scoring_rules 04e_columns 04f_preprocessing_export 04g_lookup_tables 04h_scoring_params 04i_run_summary 05_cli 06_drift 07_partitions
+LIBRARY_NOTEBOOKS := 00a_files 00b_report 00c_fetch 02_evaluation 02b_artifact 04a_customer_files 04b_numpy_engine 04c_formats 04d_scoring_rules 04e_columns 04f_preprocessing_export 04g_lookup_tables 04h_scoring_params 04i_run_summary 04j_scoring_spec 05_cli 06_drift 07_partitions
 # nbdev_test skips folders matching this (nbdev's default, plus research/)
 NBTEST_SKIP := ^([_.]|research$$)
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -50,17 +50,21 @@ hooks:
 data: setup
 	$(BIN)/custseg data fetch
 
+# papermill as make run uses it; the kernels' notice that they talk over local TCP (ipykernel, once per notebook) is dropped from the log
+PAPERMILL = $(BIN)/papermill --cwd nbs --log-level WARNING
+QUIET_KERNEL = 2> >(grep -v --line-buffered 'Kernel is running over TCP without encryption' >&2)
+
 ## run: the main job, every notebook executed in order with papermill (executed copies in runs/); it ends by
 ## scoring dataset/new_customers.csv into results/new_customers_scored.csv with nbs/04_deploy.ipynb
 run: data
 	mkdir -p runs results
 	for nb in $(filter-out 04_deploy,$(NOTEBOOKS)); do \
 	  echo "== $$nb"; \
-	  $(BIN)/papermill --cwd nbs --log-level WARNING nbs/$$nb.ipynb runs/$$nb.ipynb; \
+	  $(PAPERMILL) nbs/$$nb.ipynb runs/$$nb.ipynb $(QUIET_KERNEL); \
 	done
 	echo "== 04_deploy: scoring dataset/new_customers.csv"
-	$(BIN)/papermill --cwd nbs --log-level WARNING nbs/04_deploy.ipynb runs/04_deploy.ipynb \
-	  -p input_path dataset/new_customers.csv -p output_path results/new_customers_scored.csv
+	$(PAPERMILL) nbs/04_deploy.ipynb runs/04_deploy.ipynb \
+	  -p input_path dataset/new_customers.csv -p output_path results/new_customers_scored.csv $(QUIET_KERNEL)
 	test -s results/new_customers_scored.csv
 	echo "== scored customers: results/new_customers_scored.csv (summary in runs/04_deploy.ipynb)"
 

@@ -51,7 +51,7 @@ def measure(parts:list, workers:int, model_dir)->dict:
     from customer_segmentation.partitions import dask_client, run_partitions
     with dask_client(workers=workers) as client:
         start = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        from customer_segmentation.numpy_engine import load_scoring_model
+        from customer_segmentation.scoring.engine import load_scoring_model
         model = load_scoring_model(model_dir)
         with tempfile.TemporaryDirectory(dir=OUT, prefix='dask-') as d, warnings.catch_warnings():
             warnings.simplefilter('ignore')

@@ -5,17 +5,15 @@
 # %% ../nbs/02b_artifact.ipynb #ac6eac8f
 from __future__ import annotations
 import json, platform, re, warnings
-from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version as _pkg_version
 from pathlib import Path
 import numpy as np
-from .data import CLASSES, INTEGER_FEATURES, NUMERIC_FEATURES, schema
+from .data import CLASSES, schema
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MODEL_FILES', 'VERSION_PACKAGES', 'METADATA_FIELDS', 'RETRAIN', 'SCORING_PACKAGES',
            'VERSION_MUST_MATCH', 'ModelLoadError', 'ModelVersionWarning', 'package_versions', 'default_model_dir',
-           'training_ranges', 'model_metadata', 'check_versions', 'read_metadata', 'read_preprocessor', 'check_parts',
-           'SegmentPredictor']
+           'check_versions', 'read_metadata', 'SegmentPredictor']
 
 # %% ../nbs/02b_artifact.ipynb #60bab245
 FORMAT_VERSION = 2  # layout of the saved-model folder; bump it when the files or metadata fields change meaning
@@ -51,30 +49,6 @@ def default_model_dir()->Path:
         if (d/'metadata.json').is_file(): return d
     raise ModelLoadError(f"no saved model found: looked in {pkg/'saved_model'} (the installed package) and {pkg.parent/'saved_model'} "
                          "(the checkout). Give the model folder with --model-dir DIR (model_dir=... in Python), or reinstall the package.")
-
-# %% ../nbs/02b_artifact.ipynb #f48e0ac6
-def training_ranges(df:pd.DataFrame, # the typed training frame
-                   )->dict:
-    "{numeric feature: {'min', 'max', 'whole'}} of the non-missing training values: the range a model has seen."
-    out = {}
-    for c in NUMERIC_FEATURES:
-        v = df[c].dropna().to_numpy(dtype=float)
-        if len(v): out[c] = {'min': float(v.min()), 'max': float(v.max()), 'whole': bool((v == np.round(v)).all())}
-    return out
-
-# %% ../nbs/02b_artifact.ipynb #d5be6d10
-def model_metadata(preprocessor, # the fitted preprocessor saved with the network
-                   config:dict, # the network's configuration (NetConfig.to_dict())
-                   training:dict|None=None, # facts about the training run and data (rows, sha256, epochs, seconds)
-                   metrics:dict|None=None, # performance estimates (e.g. the cross-validated scores)
-                   ranges:dict|None=None, # `training_ranges` of the training frame
-                  )->dict:
-    "The `metadata.json` content of a saved model."
-    names = [str(n) for n in preprocessor.get_feature_names_out()]
-    return {'format_version': FORMAT_VERSION, 'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
-            'schema': schema(), 'classes': list(CLASSES), 'config': config, 'seed': config.get('seed'),
-            'n_inputs': len(names), 'input_features': names, 'training': training or {}, 'metrics': metrics or {},
-            'training_ranges': ranges or {}, 'versions': package_versions()}
 
 # %% ../nbs/02b_artifact.ipynb #fcfaa304
 VERSION_MUST_MATCH = {'scikit-learn': 2, 'skops': 2}  # leading version parts that must agree; 1 (major) for the others
@@ -137,30 +111,9 @@ def read_metadata(model_dir:str|Path|None=None, # saved model folder (default: `
     if warns: warnings.warn(f"{model_dir}: package versions differ slightly from the model's: {'; '.join(warns)}", ModelVersionWarning, stacklevel=2)
     return meta
 
-# %% ../nbs/02b_artifact.ipynb #0a608867
-def read_preprocessor(model_dir:str|Path, # saved model folder
-                     ):
-    "The fitted preprocessor of the saved model in `model_dir` (skops, trusted types only); `ModelLoadError` if it is refused."
-    from customer_segmentation.preprocess import PreprocessorLoadError, load_preprocessor
-    try: return load_preprocessor(Path(model_dir)/'preprocessor.skops')
-    except PreprocessorLoadError as e: raise ModelLoadError(f'{e}. {RETRAIN}') from None
-
-# %% ../nbs/02b_artifact.ipynb #e5b57f39
-def check_parts(model_dir:str|Path, # saved model folder (for the message)
-                metadata:dict, # its metadata
-                preprocessor, # its preprocessor
-                n_inputs:int, # the network's input width
-                n_outputs:int, # the network's output width
-               ):
-    "Raise `ModelLoadError` unless preprocessor, network and metadata fit together."
-    n_pre = len(preprocessor.get_feature_names_out())
-    if n_pre != n_inputs or n_outputs != len(CLASSES) or metadata.get('n_inputs', n_pre) != n_pre:
-        raise ModelLoadError(f"{model_dir}: the parts do not fit: the preprocessor makes {n_pre} inputs, the network takes {n_inputs} "
-                             f"and gives {n_outputs} outputs, the metadata records {metadata.get('n_inputs')} inputs. {RETRAIN}")
-
 # %% ../nbs/02b_artifact.ipynb #e9af35cd
 class SegmentPredictor:
-    "Preprocessor + network + metadata: segment probabilities for customer frames. Subclasses define `_call(X)`."
+    "Preprocessor + network + metadata: segment probabilities for customer frames. Subclasses define `transform(df)` and `_call(X)`."
     def __init__(self, network, preprocessor, metadata:dict):
         self.network, self.preprocessor, self.metadata = network, preprocessor, metadata
         self.classes = tuple(metadata.get('classes', CLASSES))
@@ -168,9 +121,8 @@ class SegmentPredictor:
     def _call(self, X:np.ndarray)->np.ndarray: raise NotImplementedError
 
     def transform(self, df:pd.DataFrame)->np.ndarray:
-        "The network's float32 inputs for the customers in `df` (the fitted preprocessor; nothing is fitted here)."
-        from customer_segmentation.preprocess import prepare_features
-        return np.asarray(self.preprocessor.transform(prepare_features(df)), dtype=np.float32)
+        "The network's float32 inputs for the customers in `df`; each subclass says how (nothing is fitted here)."
+        raise NotImplementedError
 
     def predict_proba(self, df:pd.DataFrame, batch_size:int=65536)->np.ndarray:
         "Segment probabilities, shape (len(df), 4), columns in `classes` order, rows summing to 1."

@@ -13,7 +13,7 @@ from .files import PathError
 from .fetch import fetch_data
 
 # %% auto #0
-__all__ = ['STOP_SIGNALS', 'skip_pandas_probe', 'build_parser', 'Interrupted', 'interruptible', 'main']
+__all__ = ['STOP_SIGNALS', 'skip_pandas_probe', 'is_stdout', 'build_parser', 'Interrupted', 'interruptible', 'main']
 
 # %% ../nbs/05_cli.ipynb #e0bb61c7
 def _cmd_data_fetch(args)->int:
@@ -31,8 +31,8 @@ def _positive_int(s:str)->int:
 
 # %% ../nbs/05_cli.ipynb #88d06e18
 def _delimiter(s:str)->str:
-    "`s` as a delimiter (`scoring_rules.parse_sep`), for argparse."
-    from customer_segmentation.scoring_rules import parse_sep
+    "`s` as a delimiter (`rules.parse_sep`), for argparse."
+    from customer_segmentation.scoring.rules import parse_sep
     try: return parse_sep(s)
     except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -50,6 +50,14 @@ def skip_pandas_probe():
         import pyarrow as pa
         pa.array([0])  # the probe runs now, once per process
     finally: sys.meta_path.remove(blocker)
+
+# %% ../nbs/05_cli.ipynb #0946708d
+def is_stdout(path)->bool:
+    "Does `path` name this process's standard output: '-', or a path that opens it (such as /dev/stdout)?"
+    if str(path) == '-': return True
+    try: a, b = os.stat(path), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation): return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 # %% ../nbs/05_cli.ipynb #051cb6c4
 def _cmd_score(args)->int:
@@ -71,7 +79,7 @@ def _cmd_score(args)->int:
         finally:
             for w in caught:
                 if issubclass(w.category, UserWarning): print(f"custseg: warning: {w.message}", file=sys.stderr)
-    print(s, file=sys.stderr if args.output == STDIO else sys.stdout)
+    print(s, file=sys.stderr if is_stdout(args.output) else sys.stdout)
     return 0
 
 # %% ../nbs/05_cli.ipynb #8ab7a511

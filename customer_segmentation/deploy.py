@@ -16,16 +16,16 @@ import pyarrow.compute as pc
 from fastcore.basics import patch
 from .data import (CATEGORY_VALUES, CLASSES, FIRST_ROW_LINE, ID_COL, NUMERIC_FEATURES, TARGET, CustomerDataError,
                                         count_list, line_list, load_customers, problem, validate_customers, variants_warning)
-from .columns import IdSpill, id_hashes
+from .scoring.columns import IdSpill, id_hashes
 from .files import PathError, destination, is_direct, outputs, project_path
-from .run_summary import KNOWN_COL, ScoreSummary, show_path
-from .customer_files import (DEFAULT_CHUNK_SIZE, CustomerFile, as_missing, as_text, invalid_rows, iter_csv_chunks,
+from .scoring.run_summary import KNOWN_COL, ScoreSummary, show_path
+from .scoring.customer_files import (DEFAULT_CHUNK_SIZE, CustomerFile, as_missing, as_text, invalid_rows, iter_csv_chunks,
                                                   open_customers, parse_features, same_file, typed_frame)
-from .formats import table_writer
-from .scoring_rules import STDIO, JobPaths, RangeCheck, check_parameters, check_paths, input_file, parse_sep, whole_number
+from .scoring.formats import table_writer
+from .scoring.rules import STDIO, JobPaths, RangeCheck, check_parameters, check_paths, input_file, parse_sep, whole_number
 from .artifact import SegmentPredictor
 from .drift import DriftCheck, report_paths, drift_warning, no_profile_warning, verdict, write_drift_report
-from .numpy_engine import ScoringModel, blas_threads, load_scoring_model
+from .scoring.engine import ScoringModel, blas_threads, load_scoring_model
 # DEFAULT_CHUNK_SIZE, iter_csv_chunks, ScoringModel and load_scoring_model stay importable from here, as before the split
 
 # %% auto #0

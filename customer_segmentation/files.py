@@ -47,11 +47,12 @@ def is_direct(path:str|Path)->bool:
 # %% ../nbs/00a_files.ipynb #f7305b3c
 def destination(path:str|Path, # a path given for an output
                 folder:bool|None=False, # False: a file output; True: a folder output; None: either
+                example:str='scored.csv', # a file name to suggest when a folder is given for a file
                )->Path:
     "The path that writing `path` replaces, its links followed; refused if it is of the wrong kind or would sit under a file."
     real = Path(os.path.realpath(path))
     if folder is False and real.is_dir():
-        raise PathError(f"{path}: is a folder, and a file is written here; give a file name, e.g. {Path(path)/'scored.csv'}")
+        raise PathError(f"{path}: is a folder, and a file is written here; give a file name, e.g. {Path(path)/example}")
     if folder is True and real.exists() and not real.is_dir(): raise PathError(f"{path}: is a file, and a folder is written here; give a folder name.")
     above = next(d for d in real.parents if d.exists())
     if not above.is_dir(): raise PathError(f"{above}: is a file, so {path} cannot be made inside it; give a path in a folder.")
@@ -187,14 +188,22 @@ def is_disk_full(e:BaseException)->bool:
     "Does error `e` say that a disk is full?"
     return getattr(e, 'errno', None) == errno.ENOSPC or any(s in str(e) for s in ('No space left', 'errno 28', 'Errno 28'))
 
+def _no_room(folder:Path)->bool:
+    "Is the disk holding `folder` full?"
+    try: return os.statvfs(folder).f_bavail == 0
+    except OSError: return False
+
 @patch
 def explain(self:Outputs, e:OSError)->Exception:
     "Error `e` of the run, as a `PathError` naming the user's paths and the fix where it is about an output."
-    names = ', '.join(str(p) for p in [*(p for *_, p in self.staged), *self.direct]) or '<stdout>'
-    if is_disk_full(e): return PathError(f"{names}: the disk is full (no space left on device); nothing was written. Free some space, or write elsewhere.")
-    for tmp, _, path in self.staged:
-        if e.filename and str(tmp) in str(e.filename):
-            return PathError(f"{path}: {e.strerror or e}; nothing was written. Check that you can write to {path.parent}.")
+    if is_disk_full(e):
+        full = [p for tmp, _, p in self.staged if _no_room(tmp.parent)] or [p for *_, p in self.staged] + self.direct  # the full disk's, if known
+        names = ', '.join(map(str, full)) or '<stdout>'
+        return PathError(f"{names}: the disk is full (no space left on device); nothing was written. Free some space, or write elsewhere.")
+    for tmp, _, path in self.staged:  # an error about a temporary file (in its file name, or in Arrow's message) is about the output
+        if str(tmp) in f"{e.filename or ''} {e}":
+            why = e.strerror if e.filename else str(e).replace(str(tmp), str(path))
+            return PathError(f"{path}: {why}; nothing was written. Check that you can write to {path.parent}.")
     return e
 
 # %% ../nbs/00a_files.ipynb #44a27e17

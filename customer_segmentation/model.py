@@ -18,8 +18,8 @@ def _quiet_stderr():
     finally: os.dup2(saved, 2); os.close(saved); os.close(null)
 
 # %% auto #0
-__all__ = ['NetConfig', 'build_network', 'fit_network', 'SegmentModel', 'train_segment_model', 'network_learner', 'load_model',
-           'save_model']
+__all__ = ['NetConfig', 'build_network', 'fit_network', 'SegmentModel', 'training_ranges', 'model_metadata',
+           'train_segment_model', 'network_learner', 'read_preprocessor', 'check_parts', 'load_model', 'save_model']
 
 # %% ../nbs/03_modelling.ipynb #e17764b3
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')  # TensorFlow's own log: errors only
@@ -37,15 +37,15 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 from sklearn.model_selection import train_test_split
-from .data import CLASSES, TARGET
+from datetime import datetime, timezone
+from .data import CLASSES, NUMERIC_FEATURES, TARGET, schema
 from .files import PathError, atomic_path, project_path
-from .preprocess import build_preprocessor, prepare_features, save_preprocessor
+from .preprocess import PreprocessorLoadError, build_preprocessor, load_preprocessor, prepare_features, save_preprocessor
 from .drift import PROFILE_FILE, describe_training, read_profile, write_profile
-from .scoring_params import write_scoring_params
-from .numpy_engine import load_scoring_model
+from .export.params import write_scoring_params
+from .scoring.engine import load_scoring_model
 from .artifact import (
-    FORMAT_VERSION, MODEL_FILES, RETRAIN, ModelLoadError, ModelVersionWarning, SegmentPredictor, check_parts, model_metadata, training_ranges,
-    read_metadata, read_preprocessor)
+    FORMAT_VERSION, MODEL_FILES, RETRAIN, ModelLoadError, ModelVersionWarning, SegmentPredictor, package_versions, read_metadata)
 
 # %% ../nbs/03_modelling.ipynb #04bd920b
 @dataclass
@@ -195,6 +195,10 @@ class SegmentModel(SegmentPredictor):
         super().__init__(network, preprocessor, metadata)
         self.config = NetConfig.from_dict(metadata['config']) if 'config' in metadata else None
 
+    def transform(self, df:pd.DataFrame)->np.ndarray:
+        "The network's float32 inputs for the customers in `df`: the fitted scikit-learn preprocessor (nothing is fitted here)."
+        return np.asarray(self.preprocessor.transform(prepare_features(df)), dtype=np.float32)
+
     def _call(self, X:np.ndarray)->np.ndarray: return np.asarray(self.network(X, training=False))
 
     def __repr__(self):
@@ -212,6 +216,30 @@ def _fit_recipe(df:pd.DataFrame, # labeled customer frame
     pre = build_preprocessor(**config.preprocessor_kwargs()).fit(prepare_features(df))
     net, hist = fit_network(np.asarray(pre.transform(prepare_features(df)), dtype='float32'), y, config, log_dir=log_dir)
     return pre, net, hist
+
+# %% ../nbs/03_modelling.ipynb #f48e0ac6
+def training_ranges(df:pd.DataFrame, # the typed training frame
+                   )->dict:
+    "{numeric feature: {'min', 'max', 'whole'}} of the non-missing training values: the range a model has seen."
+    out = {}
+    for c in NUMERIC_FEATURES:
+        v = df[c].dropna().to_numpy(dtype=float)
+        if len(v): out[c] = {'min': float(v.min()), 'max': float(v.max()), 'whole': bool((v == np.round(v)).all())}
+    return out
+
+# %% ../nbs/03_modelling.ipynb #d5be6d10
+def model_metadata(preprocessor, # the fitted preprocessor saved with the network
+                   config:dict, # the network's configuration (NetConfig.to_dict())
+                   training:dict|None=None, # facts about the training run and data (rows, sha256, epochs, seconds)
+                   metrics:dict|None=None, # performance estimates (e.g. the cross-validated scores)
+                   ranges:dict|None=None, # `training_ranges` of the training frame
+                  )->dict:
+    "The `metadata.json` content of a saved model."
+    names = [str(n) for n in preprocessor.get_feature_names_out()]
+    return {'format_version': FORMAT_VERSION, 'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'schema': schema(), 'classes': list(CLASSES), 'config': config, 'seed': config.get('seed'),
+            'n_inputs': len(names), 'input_features': names, 'training': training or {}, 'metrics': metrics or {},
+            'training_ranges': ranges or {}, 'versions': package_versions()}
 
 # %% ../nbs/03_modelling.ipynb #e7d6a4d2
 def train_segment_model(df:pd.DataFrame, # labeled customer frame (validate_customers output)
@@ -252,6 +280,26 @@ def _write_artifact(model:SegmentModel, # the model to write
     model.metadata['scoring_params'] = write_scoring_params(d, model.preprocessor, model.network, list(model.classes))
     (d/'metadata.json').write_text(json.dumps(model.metadata, indent=1) + '\n', encoding='utf-8')
     if getattr(model, 'profile', None) is not None: write_profile(model.profile, d)
+
+# %% ../nbs/03_modelling.ipynb #0a608867
+def read_preprocessor(model_dir:str|Path, # saved model folder
+                     ):
+    "The fitted preprocessor of the saved model in `model_dir` (skops, trusted types only); `ModelLoadError` if it is refused."
+    try: return load_preprocessor(Path(model_dir)/'preprocessor.skops')
+    except PreprocessorLoadError as e: raise ModelLoadError(f'{e}. {RETRAIN}') from None
+
+# %% ../nbs/03_modelling.ipynb #e5b57f39
+def check_parts(model_dir:str|Path, # saved model folder (for the message)
+                metadata:dict, # its metadata
+                preprocessor, # its preprocessor
+                n_inputs:int, # the network's input width
+                n_outputs:int, # the network's output width
+               ):
+    "Raise `ModelLoadError` unless preprocessor, network and metadata fit together."
+    n_pre = len(preprocessor.get_feature_names_out())
+    if n_pre != n_inputs or n_outputs != len(CLASSES) or metadata.get('n_inputs', n_pre) != n_pre:
+        raise ModelLoadError(f"{model_dir}: the parts do not fit: the preprocessor makes {n_pre} inputs, the network takes {n_inputs} "
+                             f"and gives {n_outputs} outputs, the metadata records {metadata.get('n_inputs')} inputs. {RETRAIN}")
 
 # %% ../nbs/03_modelling.ipynb #5dfa38f9
 def load_model(model_dir:str|Path|None=None, # folder written by save_model (default: the project's saved_model/)

@@ -11,8 +11,8 @@ from .data import CLASSES, CustomerDataError
 from .deploy import DEFAULT_CHUNK_SIZE, check_options, score_csv
 from .drift import drift_warning, report_paths, write_drift_report
 from .files import atomic_path, outputs, scratch
-from .numpy_engine import load_scoring_model
-from .run_summary import ScoreSummary
+from .scoring.engine import load_scoring_model
+from .scoring.run_summary import ScoreSummary
 
 # %% auto #0
 __all__ = ['PARTITION_SUFFIXES', 'FORMATS', 'DASK_LOGGERS', 'LOST_WORKERS_TIMEOUT', 'POLL_SECONDS', 'is_partitioned',
@@ -123,7 +123,7 @@ def dask_client(workers:int|None=None, # start a local cluster of this many work
     except ImportError: raise ClusterError("scoring on a Dask cluster needs Dask: pip install 'customer_segmentation[dask]'.") from None
     import dask
     with scratch('custseg-dask') as local, dask.config.set({'temporary-directory': str(local)}):  # Dask's scratch folder, removed after it
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, local_directory=str(local),
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=':0', local_directory=str(local),
                                silence_logs=logging.ERROR) if workers else nullcontext(scheduler)
         with cluster as c:
             try: client = Client(c, timeout=timeout)

@@ -90,7 +90,8 @@ def export_summary(root=ROOT):
 # ---------------------------------------------------------------------------------------------------- the package
 def module_lines(root=ROOT):
     "{module file name: lines} for the package's modules, nbdev's generated index and version stub left out."
-    return {p.name: len(p.read_text(encoding='utf-8').splitlines()) for p in sorted((Path(root)/LIB).glob('*.py'))
+    lib = Path(root)/LIB
+    return {str(p.relative_to(lib)): len(p.read_text(encoding='utf-8').splitlines()) for p in sorted(lib.rglob('*.py'))
             if p.name not in GENERATED}
 
 

@@ -76,14 +76,15 @@ def test_inputs_equal_the_fitted_preprocessor(reference):
     from customer_segmentation.preprocess import prepare_features
     sc = load_scoring_model(MODEL_DIR).scorer
     typed = prepare_features(train)
-    from customer_segmentation.columns import Cat
+    from customer_segmentation.scoring.columns import Cat
     cols = {c: typed[c].to_numpy() if c in sc.numeric else Cat.typed(typed[c].to_numpy(dtype=object)) for c in sc.columns}
     assert np.abs(sc.transform(cols, np.float64) - reference.preprocessor.transform(typed)).max() <= 1e-9
 
 
 def test_saved_parameters_pass_the_save_time_check(reference):
     "The committed scoring.npz, checked as save_model checks it: against the fitted preprocessor and the Keras network, on training rows."
-    from customer_segmentation.scoring_params import PARAMS_FILE, check_binding, check_params, load_params
+    from customer_segmentation.export.params import check_params
+    from customer_segmentation.scoring.spec import PARAMS_FILE, check_binding, load_params
     params = load_params(MODEL_DIR/PARAMS_FILE)
     check_binding(params, MODEL_DIR)
     train = load_customers(project_path('dataset', 'train.csv')).head(2000)

@@ -109,7 +109,12 @@ def test_devices_are_written_into_never_replaced(box):
     code, out, err = custseg('score', 'in.csv', '-o', '/dev/null', cwd=work, tmpdir=tmp)
     assert code == 0 and out.startswith(b'Scored 12 rows'), err
     code, out, err = custseg('score', 'in.csv', '-o', '/dev/stdout', cwd=work, tmpdir=tmp)
-    assert code == 0 and out.startswith(b'ID,Gender') and out.count(b'\n') > 12, err
+    assert code == 0 and out.startswith(b'ID,Gender') and out.count(b'\n') == 13 and err.startswith('Scored 12 rows'), err  # summary: stderr
+    with open(tmp.parent/'redirected.csv', 'wb') as f:  # `custseg score in.csv -o /dev/stdout > redirected.csv`
+        r = subprocess.run([CUSTSEG, 'score', 'in.csv', '-o', '/dev/stdout'], cwd=work, stdout=f, stderr=subprocess.PIPE,
+                           env={**os.environ, 'TMPDIR': str(tmp)}, timeout=300)
+    got = (tmp.parent/'redirected.csv').read_bytes()
+    assert r.returncode == 0 and got.startswith(b'ID,Gender') and got.count(b'\n') == 13, got[:300]
     one_error(*custseg('score', 'in.csv', '-o', '/dev/full', cwd=work, tmpdir=tmp)[::2], '/dev/full')
     for dev in ('/dev/null', '/dev/full'): assert stat.S_ISCHR(os.stat(dev).st_mode), dev
     assert not any(Path(f'/dev/{n}_drift.json').exists() for n in ('null', 'full', 'stdout'))
@@ -165,8 +170,9 @@ def test_a_drift_report_that_cannot_be_written_leaves_the_previous_output(box, s
     work, tmp = box
     (work/'scored.csv').write_text('previous scores')
     before = tree(work)
-    one_error(*custseg('score', NEW, '-o', 'scored.csv', '--drift-report', small_disk/'r.json', cwd=work, tmpdir=tmp)[::2],
-              'the disk is full', 'nothing was written')
+    code, _, err = custseg('score', NEW, '-o', 'scored.csv', '--drift-report', small_disk/'r.json', cwd=work, tmpdir=tmp)
+    one_error(code, err, f'{small_disk}/r.json: the disk is full', 'nothing was written')
+    assert 'scored.csv' not in err  # the message names the output on the full disk
     assert tree(work) == before and list(tmp.iterdir()) == [] and sorted(p.name for p in small_disk.iterdir()) == ['filler']
 
 

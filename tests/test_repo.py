@@ -279,7 +279,8 @@ def test_stored_outputs_are_clean(nb):
 
 
 # ------------------------------------------------------------------------------ quiet imports, small modules
-MODULES = [LIB] + [f'{LIB}.{p.stem}' for p in sorted((ROOT/LIB).glob('*.py')) if p.stem != '__init__']
+MODULES = [LIB] + [f'{LIB}.' + '.'.join(p.relative_to(ROOT/LIB).with_suffix('').parts) for p in sorted((ROOT/LIB).rglob('*.py'))
+                    if p.stem != '__init__']
 
 
 @pytest.mark.parametrize('mod', MODULES)
@@ -420,3 +421,70 @@ def test_make_hooks_outside_a_git_checkout(tmp_path):
     r = subprocess.run(['make', '-s', 'hooks', f'BIN={BIN}'], cwd=tmp_path, capture_output=True, text=True, timeout=60,
                        env={**os.environ, 'HOME': str(tmp_path), 'GIT_CEILING_DIRECTORIES': str(tmp_path.parent)})
     assert r.returncode == 0 and 'not a git checkout' in r.stdout + r.stderr, r
+
+
+# ----------------------------------------------------------------------------------- the wall between fitting and scoring
+TRAINING_LIBRARIES = ('sklearn', 'skops', 'keras', 'tensorflow', 'scipy', 'h5py', 'seaborn')
+TRAINING_MODULES = ('model', 'preprocess', 'evaluate', 'eda', 'export')  # the save-time side of the package
+
+
+def _module_name(p:Path)->str:
+    rel = p.relative_to(ROOT/LIB).with_suffix('')
+    return '.'.join((LIB, *rel.parts[:-1])) if rel.name == '__init__' else '.'.join((LIB, *rel.parts))
+
+
+def import_graph()->dict:
+    "{module: {(imported module, line)}} of the package, from its source: every import, inside functions too, relative ones resolved."
+    import ast
+    graph = {}
+    for p in sorted((ROOT/LIB).rglob('*.py')):
+        if p.name == '_modidx.py': continue
+        name, pkg = _module_name(p), _module_name(p).rsplit('.', 0 if p.name == '__init__.py' else 1)[0]
+        found = set()
+        for node in ast.walk(ast.parse(p.read_text(encoding='utf-8'))):
+            if isinstance(node, ast.Import): found |= {(a.name, node.lineno) for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ''
+                if node.level:
+                    parts = pkg.split('.')
+                    base = '.'.join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+                found |= {(base, node.lineno)}
+                found |= {(f'{base}.{a.name}', node.lineno) for a in node.names}  # `from . import x` imports a module
+        graph[name] = found
+    return graph
+
+
+def _internal(graph:dict)->dict:
+    "{module: {package modules it imports}}."
+    return {m: {i for i, _ in deps if i in graph and i != m} for m, deps in graph.items()}
+
+
+def test_import_graph_reads_imports_inside_functions():
+    g = import_graph()
+    assert (f'{LIB}.scoring.engine', f'{LIB}.scoring.spec') in {(m, i) for m, deps in _internal(g).items() for i in deps}
+    assert any(i.startswith('tqdm') for i, _ in g[f'{LIB}.scoring.customer_files'])  # imported inside `progress_bar`
+
+
+def test_no_import_cycles():
+    "No module of the package imports itself back, directly or through others (lazy imports inside functions count)."
+    deps, cycles = _internal(import_graph()), []
+    def visit(m, path):
+        for d in sorted(deps[m]):
+            if d in path: cycles.append(' -> '.join(path[path.index(d):] + [d]))
+            elif d not in done: visit(d, path + [d])
+        done.add(m)
+    done = set()
+    for m in sorted(deps): visit(m, [m])
+    assert not cycles, 'import cycles:\n  ' + '\n  '.join(sorted(set(cycles)))
+
+
+def test_the_run_time_side_imports_nothing_of_the_training_side():
+    "Every module but the training side's (model, preprocess, evaluate, eda, export/) imports no training library and no training module."
+    training = lambda i: (i.split('.')[0] in TRAINING_LIBRARIES or
+                          any(i == f'{LIB}.{t}' or i.startswith(f'{LIB}.{t}.') for t in TRAINING_MODULES))
+    g = import_graph()
+    runtime = [m for m in g if not training(m)]
+    assert f'{LIB}.scoring.engine' in runtime and f'{LIB}.deploy' in runtime and f'{LIB}.export.params' not in runtime
+    bad = sorted(f'{m} imports {i} (line {n})' for m in runtime for i, n in g[m] if training(i))
+    assert not bad, ('the run-time side imports the training side (fitting happens at save time; scoring reads scoring.npz '
+                     'with numpy and pyarrow only):\n  ' + '\n  '.join(bad))
