@@ -58,12 +58,12 @@ QUIET_KERNEL = 2> >(grep -v --line-buffered 'Kernel is running over TCP without 
 ## scoring dataset/new_customers.csv into results/new_customers_scored.csv with nbs/04_deploy.ipynb
 run: data
 	mkdir -p runs results
-	for nb in $(filter-out 04_deploy,$(NOTEBOOKS)); do \
+	@for nb in $(filter-out 04_deploy,$(NOTEBOOKS)); do \
 	  echo "== $$nb"; \
 	  $(PAPERMILL) nbs/$$nb.ipynb runs/$$nb.ipynb $(QUIET_KERNEL); \
 	done
-	echo "== 04_deploy: scoring dataset/new_customers.csv"
-	$(PAPERMILL) nbs/04_deploy.ipynb runs/04_deploy.ipynb \
+	@echo "== 04_deploy: scoring dataset/new_customers.csv"
+	@$(PAPERMILL) nbs/04_deploy.ipynb runs/04_deploy.ipynb \
 	  -p input_path dataset/new_customers.csv -p output_path results/new_customers_scored.csv $(QUIET_KERNEL)
 	test -s results/new_customers_scored.csv
 	echo "== scored customers: results/new_customers_scored.csv (summary in runs/04_deploy.ipynb)"

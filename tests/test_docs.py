@@ -338,3 +338,19 @@ def test_data_page_shows_rows_of_the_data(browser, server):
     page.close()
     shown = [r for r in rows if all(c in r['head'] for c in ('Gender', 'Age', 'Profession')) and r['rows'] >= 3]
     assert shown, f'the Data page shows no rows of the data (a table with Gender, Age, Profession and 3+ rows): {rows}'
+
+
+@pytest.mark.parametrize('stem', ['modelling', 'deploy', 'drift'])
+def test_story_chapters_open_with_their_findings(browser, server, stem):
+    "Modelling, Deployment and Drift state what they found (a table rendered from results/) on their first screen, before any definition."
+    page, probs = _visit(browser, server + f'{stem}.html')
+    page.set_viewport_size({'width': 1280, 'height': 900})
+    top = page.evaluate("() => { const a = document.querySelector('article'); const r = e => e.getBoundingClientRect().top + window.scrollY;"
+                        " const t = a.querySelector('table'); const h = [...a.querySelectorAll('h2')];"
+                        " return {table: t ? r(t) : null, first_h2: h.length ? h[0].innerText : null,"
+                        " second_h2: h.length > 1 ? r(h[1]) : null}; }")
+    page.close()
+    assert not probs, probs
+    assert top['table'] is not None and top['table'] < 900, f'{stem}: the first table (the findings) starts at {top["table"]} px, below the first screen'
+    assert top['first_h2'].lower().startswith('what '), f'{stem}: the first section is {top["first_h2"]!r}, not the findings'
+    assert top['second_h2'] is None or top['table'] < top['second_h2'], f'{stem}: definitions come before the findings'
