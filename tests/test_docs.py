@@ -354,3 +354,17 @@ def test_story_chapters_open_with_their_findings(browser, server, stem):
     assert top['table'] is not None and top['table'] < 900, f'{stem}: the first table (the findings) starts at {top["table"]} px, below the first screen'
     assert top['first_h2'].lower().startswith('what '), f'{stem}: the first section is {top["first_h2"]!r}, not the findings'
     assert top['second_h2'] is None or top['table'] < top['second_h2'], f'{stem}: definitions come before the findings'
+
+
+def test_deployment_shows_the_scored_columns(browser, server):
+    "Deployment's first table of scored customers shows Segmentation and prob_A..prob_D without scrolling sideways."
+    page, probs = _visit(browser, server + 'deploy.html')
+    page.set_viewport_size({'width': 1280, 'height': 900})
+    seen = page.evaluate("() => { const a = document.querySelector('article'), right = a.getBoundingClientRect().right;"
+                         " const t = [...a.querySelectorAll('table')].find(t => t.innerText.includes('prob_D') && t.innerText.includes('Segmentation'));"
+                         " if (!t) return null; return [...t.querySelectorAll('th')].filter(h => /^(Segmentation|prob_[A-D])$/.test(h.innerText.trim()))"
+                         ".map(h => ({name: h.innerText.trim(), visible: h.getBoundingClientRect().right <= right + 1})); }")
+    page.close()
+    assert not probs, probs
+    assert seen, 'Deployment shows no table of scored customers'
+    assert {s['name'] for s in seen} >= {'Segmentation', 'prob_A', 'prob_D'} and all(s['visible'] for s in seen), seen
