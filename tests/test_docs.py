@@ -340,17 +340,23 @@ def test_data_page_shows_rows_of_the_data(browser, server):
     assert shown, f'the Data page shows no rows of the data (a table with Gender, Age, Profession and 3+ rows): {rows}'
 
 
+def _on_screen(browser, server, stem:str, js:str):
+    "What script `js` finds on page `stem` as a reader's 1280x900 screen shows it (the page loaded with no problem)."
+    page, probs = _visit(browser, server + f'{stem}.html')
+    page.set_viewport_size({'width': 1280, 'height': 900})
+    found = page.evaluate(js)
+    page.close()
+    assert not probs, probs
+    return found
+
+
 @pytest.mark.parametrize('stem', ['modelling', 'deploy', 'drift'])
 def test_story_chapters_open_with_their_findings(browser, server, stem):
     "Modelling, Deployment and Drift state what they found (a table rendered from results/) on their first screen, before any definition."
-    page, probs = _visit(browser, server + f'{stem}.html')
-    page.set_viewport_size({'width': 1280, 'height': 900})
-    top = page.evaluate("() => { const a = document.querySelector('article'); const r = e => e.getBoundingClientRect().top + window.scrollY;"
+    top = _on_screen(browser, server, stem, "() => { const a = document.querySelector('article'); const r = e => e.getBoundingClientRect().top + window.scrollY;"
                         " const t = a.querySelector('table'); const h = [...a.querySelectorAll('h2')];"
                         " return {table: t ? r(t) : null, first_h2: h.length ? h[0].innerText : null,"
                         " second_h2: h.length > 1 ? r(h[1]) : null}; }")
-    page.close()
-    assert not probs, probs
     assert top['table'] is not None and top['table'] < 900, f'{stem}: the first table (the findings) starts at {top["table"]} px, below the first screen'
     assert top['first_h2'].lower().startswith('what '), f'{stem}: the first section is {top["first_h2"]!r}, not the findings'
     assert top['second_h2'] is None or top['table'] < top['second_h2'], f'{stem}: definitions come before the findings'
@@ -358,13 +364,9 @@ def test_story_chapters_open_with_their_findings(browser, server, stem):
 
 def test_deployment_shows_the_scored_columns(browser, server):
     "Deployment's first table of scored customers shows Segmentation and prob_A..prob_D without scrolling sideways."
-    page, probs = _visit(browser, server + 'deploy.html')
-    page.set_viewport_size({'width': 1280, 'height': 900})
-    seen = page.evaluate("() => { const a = document.querySelector('article'), right = a.getBoundingClientRect().right;"
+    seen = _on_screen(browser, server, 'deploy', "() => { const a = document.querySelector('article'), right = a.getBoundingClientRect().right;"
                          " const t = [...a.querySelectorAll('table')].find(t => t.innerText.includes('prob_D') && t.innerText.includes('Segmentation'));"
                          " if (!t) return null; return [...t.querySelectorAll('th')].filter(h => /^(Segmentation|prob_[A-D])$/.test(h.innerText.trim()))"
                          ".map(h => ({name: h.innerText.trim(), visible: h.getBoundingClientRect().right <= right + 1})); }")
-    page.close()
-    assert not probs, probs
     assert seen, 'Deployment shows no table of scored customers'
     assert {s['name'] for s in seen} >= {'Segmentation', 'prob_A', 'prob_D'} and all(s['visible'] for s in seen), seen

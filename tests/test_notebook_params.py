@@ -1,6 +1,6 @@
 """Notebooks run as jobs refuse parameters they do not define (issue #19): papermill only warns "Passed unknown parameter"
 and runs on, so each notebook with a `parameters` cell checks papermill's names itself, before it trains or writes anything."""
-import ast, json, os, subprocess, sys, time
+import ast, json, os, subprocess, sys
 from pathlib import Path
 
 import pytest
