@@ -136,9 +136,10 @@ class Stager:
 
     def convert(self, nb_name, stem):
         nb = json.loads((self.proc/nb_name).read_text(encoding='utf-8'))
-        cells = []
+        cells, said = [], ''  # `said`: the first sentence of the latest prose, which introduces the figure that follows it
         for c in nb['cells']:
             src = _src(c)
+            if c['cell_type'] == 'markdown' and src.strip(): said = _first_sentence(src) or said
             if c['cell_type'] == 'raw' and src.lstrip().startswith('---'):  # nbdev frontmatter -> title + summary
                 fm = yaml.safe_load(src.strip().strip('-')) or {}
                 text = f"# {fm.get('title', stem)}"
@@ -161,8 +162,10 @@ class Stager:
                 if not code and not outs: continue
                 tags = list(c.get('metadata', {}).get('tags', []))
                 if d.get('echo') == 'false': tags.append('remove-input')
-                cells.append({'cell_type': 'code', 'execution_count': None, 'id': c.get('id'), 'metadata': {'tags': tags} if tags else {},
-                              'outputs': outs, 'source': code})
+                meta = {'tags': tags} if tags else {}
+                if any(k.startswith('image/') for o in outs for k in o.get('data', {})):  # alt text: what the figure shows, not its hash
+                    meta['mystnb'] = {'image': {'alt': f'Figure: {said}' if said else f'Figure of {stem}'}}
+                cells.append({'cell_type': 'code', 'execution_count': None, 'id': c.get('id'), 'metadata': meta, 'outputs': outs, 'source': code})
         for i, c in enumerate(cells):
             if 'id' not in c or not c['id']: c['id'] = f'{stem.replace("/", "-")}-{i}'
         nb['cells'] = cells
@@ -190,6 +193,16 @@ class Stager:
             out.write_text(json.dumps(nb, indent=1, ensure_ascii=False), encoding='utf-8')
         self.cur = None
         return nbs
+
+
+def _first_sentence(md:str, n:int=200)->str:
+    "The first sentence of Markdown `md` as plain text (headings, links, code marks and bold dropped), at most `n` characters."
+    text = ' '.join(l for l in md.splitlines() if l.strip() and not l.lstrip().startswith(('#', '|', '```', '<', '!')))
+    text = re.sub(r'\[([^\]]*)\]\([^)]*\)', r'\1', text)
+    text = re.sub(r'[`*]', '', text).strip()
+    m = re.match(r'(.+?[.:!?])(\s|$)', text)
+    text = (m.group(1) if m else text).rstrip(':').strip()
+    return text if len(text) <= n else text[:n - 1].rsplit(' ', 1)[0] + '…'
 
 
 def _pages(cfg, proc):

@@ -127,7 +127,7 @@ _TABLES_JS = """() => {
             bar: box ? box.offsetHeight - box.clientHeight - parseFloat(cs.borderTopWidth) - parseFloat(cs.borderBottomWidth) : 0};
   });
 }"""
-_IMGS_JS = ("() => [...document.querySelectorAll('article img')].map((i, n) => ({n, src: i.src, "
+_IMGS_JS = ("() => [...document.querySelectorAll('article img')].map((i, n) => ({n, src: i.src, alt: i.getAttribute('alt') || '', "
             "href: i.closest('a') ? i.closest('a').href : null, w: i.width, nw: i.naturalWidth}))")
 
 
@@ -370,3 +370,12 @@ def test_deployment_shows_the_scored_columns(browser, server):
                          ".map(h => ({name: h.innerText.trim(), visible: h.getBoundingClientRect().right <= right + 1})); }")
     assert seen, 'Deployment shows no table of scored customers'
     assert {s['name'] for s in seen} >= {'Segmentation', 'prob_A', 'prob_D'} and all(s['visible'] for s in seen), seen
+
+
+def test_figures_have_alt_texts_that_say_what_they_show(crawl):
+    "Every figure's alt text is a sentence about it (the prose that introduces it), never its hashed file name."
+    imgs = [(u, i) for u, p in crawl.items() for i in p['imgs']]
+    assert imgs, 'no figures on the site'
+    bad = [f"{u} #{i['n']}: {i['alt']!r}" for u, i in imgs
+           if len(i['alt'].split()) < 4 or re.search(r'[0-9a-f]{32}|\.(png|jpe?g|svg)\b', i['alt'])]
+    assert not bad, 'figures without a real alt text:\n  ' + '\n  '.join(bad[:10])
