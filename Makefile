@@ -5,12 +5,17 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# make run executes NOTEBOOKS in this order (each writes what it finds to results/; 04_deploy, the scoring job, last).
-# LIBRARY_NOTEBOOKS are chapters that only define and test code: make test runs them (nbdev_test), make run does not.
+# make run executes NOTEBOOKS in this order (each writes what it finds to results/; 06_deploy, the scoring job, last).
+# LIBRARY_NOTEBOOKS are the other chapters, story and internals (nbs/foundations, nbs/scoring, nbs/export), by their path
+# in nbs/: make test runs them (nbdev_test), make run does not.
 # Research notebooks (nbs/research/) are in neither: they are run by hand (see each one's summary). tests/test_repo.py
 # checks that every numbered notebook is in exactly one list.
-NOTEBOOKS := 00_data 01_eda 02a_preprocessing 03_modelling 04_deploy
-LIBRARY_NOTEBOOKS := 00a_files 00b_report 00c_fetch 02_evaluation 02b_artifact 04a_customer_files 04b_numpy_engine 04c_formats 04d_scoring_rules 04e_columns 04f_preprocessing_export 04g_lookup_tables 04h_scoring_params 04i_run_summary 04j_scoring_spec 05_cli 06_drift 07_partitions
+NOTEBOOKS := 01_data 02_eda 03_preprocessing 05_modelling 06_deploy
+LIBRARY_NOTEBOOKS := 04_evaluation 07_drift 08_partitions 09_cli \
+  foundations/00a_files foundations/00b_report foundations/01a_fetch foundations/01b_artifact \
+  scoring/04a_columns scoring/04b_formats scoring/04c_customer_files scoring/04d_scoring_rules scoring/04e_scoring_spec \
+  scoring/04f_lookup_tables scoring/04g_drift_check scoring/04h_numpy_engine scoring/04i_run_summary \
+  export/04j_preprocessing_export export/04k_scoring_params
 # nbdev_test skips folders matching this (nbdev's default, plus research/)
 NBTEST_SKIP := ^([_.]|research$$)
 export TF_CPP_MIN_LOG_LEVEL := 2
@@ -55,18 +60,18 @@ PAPERMILL = $(BIN)/papermill --cwd nbs --log-level WARNING
 QUIET_KERNEL = 2> >(grep -v --line-buffered 'Kernel is running over TCP without encryption' >&2)
 
 ## run: the main job, every notebook executed in order with papermill (executed copies in runs/); it ends by
-## scoring dataset/new_customers.csv into results/new_customers_scored.csv with nbs/04_deploy.ipynb
+## scoring dataset/new_customers.csv into results/new_customers_scored.csv with nbs/06_deploy.ipynb
 run: data
 	mkdir -p runs results
-	@for nb in $(filter-out 04_deploy,$(NOTEBOOKS)); do \
+	@for nb in $(filter-out 06_deploy,$(NOTEBOOKS)); do \
 	  echo "== $$nb"; \
 	  $(PAPERMILL) nbs/$$nb.ipynb runs/$$nb.ipynb $(QUIET_KERNEL); \
 	done
-	@echo "== 04_deploy: scoring dataset/new_customers.csv"
-	@$(PAPERMILL) nbs/04_deploy.ipynb runs/04_deploy.ipynb \
+	@echo "== 06_deploy: scoring dataset/new_customers.csv"
+	@$(PAPERMILL) nbs/06_deploy.ipynb runs/06_deploy.ipynb \
 	  -p input_path dataset/new_customers.csv -p output_path results/new_customers_scored.csv $(QUIET_KERNEL)
 	test -s results/new_customers_scored.csv
-	echo "== scored customers: results/new_customers_scored.csv (summary in runs/04_deploy.ipynb)"
+	echo "== scored customers: results/new_customers_scored.csv (summary in runs/06_deploy.ipynb)"
 
 ## test: all tests: notebooks under nbdev_test, pytest (incl. export/clean checks, the docs site in headless Chromium)
 test: data browser

@@ -3,7 +3,7 @@
 Re-measures the shipped recipe (`NetConfig()` defaults) by cross-validation under two schemes, for several draws of the
 network's training seed (`NetConfig.seed`), with the package's own `network_learner` and `cross_validate`:
 
-- 5-fold x R: models trained on 80% of the rows, the leaderboard's scheme (nbs/03_modelling.ipynb);
+- 5-fold x R: models trained on 80% of the rows, the leaderboard's scheme (nbs/05_modelling.ipynb);
 - 10-fold x R: models trained on 90% of the rows, a closer estimate of the shipped model, which trains on all rows;
 - optionally 20-fold x R (`--k 20`): models trained on 95% of the rows, closer still.
 

@@ -63,8 +63,8 @@ def _link_html(text, href, cls='reference internal'):
 class Stager:
     """Turns nbdev's processed notebooks into MyST-NB sources, with every nbdev/Quarto link pointed inside the site.
 
-    A page is named by its docname: the Quarto output name, in the notebook's folder (`00_data.ipynb` -> `data`,
-    `research/x.ipynb` -> `research/x`). A link in one notebook to another (`[Data](00_data.ipynb)`, `../03_modelling.ipynb#x`)
+    A page is named by its docname: the Quarto output name, in the notebook's folder (`01_data.ipynb` -> `data`,
+    `research/x.ipynb` -> `research/x`). A link in one notebook to another (`[Data](01_data.ipynb)`, `../05_modelling.ipynb#x`)
     becomes a link to that page, relative to the page it is on."""
     def __init__(self, proc: Path, dst: Path, pages):
         self.proc, self.dst, self.pages = proc, dst, pages  # pages: [(source notebook name, docname)]
@@ -116,7 +116,7 @@ class Stager:
                 return text  # a private helper: documented nowhere, so shown without a link
             return m.group(0)
         nm = _re_nb_link.match(url)
-        if nm:  # [..](01_eda.ipynb#x), [..](../03_modelling.ipynb) between notebooks
+        if nm:  # [..](02_eda.ipynb#x), [..](../05_modelling.ipynb) between notebooks
             here = posixpath.dirname(self.cur[0]) if self.cur else ''
             name = posixpath.normpath(posixpath.join(here, nm.group(1)))
             if name not in self.doc_of: return self.unresolved(text, url)
@@ -227,6 +227,15 @@ def _pages(cfg, proc):
     return res
 
 
+def _sections(cfg, pages):
+    "(caption, [docname]) for each section of the committed sidebar (nbs/sidebar.yml), in its order; the API reference ends the first."
+    sb = yaml.safe_load((cfg.nbs_path/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    doc = dict(pages)
+    res = [(it['section'], [doc[n] for n in it.get('contents', []) if n in doc]) for it in sb if isinstance(it, dict)]
+    if res: res[0][1].append('api')
+    return res
+
+
 def _api_page(pages, nbs):
     "api.md: autodoc of every module in the package index, in notebook order, each linked to its chapter."
     cfg = _cfg()
@@ -279,12 +288,11 @@ def check_doc_cells(nbs_path: Path):
 
 
 def build_offline(out: Path, work: Path):
-    from nbdev.quarto import refresh_quarto_yml, nbdev_sidebar
+    from nbdev.quarto import refresh_quarto_yml
     from nbdev.serve import proc_nbs
     cfg = _cfg()
     t0 = time.time()
     refresh_quarto_yml()                     # nbs/nbdev.yml from settings.ini, as nbdev_docs does
-    nbdev_sidebar.__wrapped__(path=cfg.nbs_path)  # nbs/sidebar.yml: the page order Quarto would use
     try: proc = proc_nbs(cfg.nbs_path)       # _proc/: nbdev's own processing (executes import/export cells only)
     except Exception as e:
         print(f"docs: nbdev's notebook processing failed: {str(e).splitlines()[0]}", file=sys.stderr)
@@ -296,14 +304,12 @@ def build_offline(out: Path, work: Path):
     stager = Stager(proc, src, pages)
     nbs = stager.stage()
     if stager.missing:
-        sys.exit('docs: links to notebooks that are not in nbs/ (renamed?); link to an existing one, e.g. [Data](00_data.ipynb):\n  '
+        sys.exit('docs: links to notebooks that are not in nbs/ (renamed?); link to an existing one, e.g. [Data](01_data.ipynb):\n  '
                  + '\n  '.join(stager.missing))
     (src/'api.md').write_text(_api_page(pages, nbs), encoding='utf-8')
     home = next(doc for _, doc in pages if doc == 'index')
-    chapters = [doc for _, doc in pages if doc != home and '/' not in doc] + ['api']
-    studies = [doc for _, doc in pages if '/' in doc]  # nbs/research/: the studies behind the design
-    for caption, docs in (('Chapters', chapters), ('Research', studies)):
-        if docs: nbs[home]['cells'].append(_md_cell(f'```{{toctree}}\n:hidden:\n:maxdepth: 2\n:caption: {caption}\n\n' + '\n'.join(docs) + '\n```'))
+    for caption, docs in _sections(cfg, pages):  # the sidebar's sections: the story (and the API), then each folder
+        nbs[home]['cells'].append(_md_cell(f'```{{toctree}}\n:hidden:\n:maxdepth: 2\n:caption: {caption}\n\n' + '\n'.join(docs) + '\n```'))
     (src/f'{home}.ipynb').write_text(json.dumps(nbs[home], indent=1, ensure_ascii=False), encoding='utf-8')
     tmp_out = work/'html'
     shutil.rmtree(tmp_out, ignore_errors=True)

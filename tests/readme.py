@@ -1,7 +1,7 @@
 """README.md is nbs/index.ipynb rendered to Markdown (Quarto, which nbdev_readme needs, is not available here).
 
 Markdown cells are copied; a code cell marked `#| echo: false` contributes its stored Markdown output (the figures it rendered
-from `results/`), any other code cell not marked `#| hide` its code. Links to notebooks (`[Data](00_data.ipynb)`) point into
+from `results/`), any other code cell not marked `#| hide` its code. Links to notebooks (`[Data](01_data.ipynb)`) point into
 `nbs/`, where the notebooks are seen from the README. `python tests/readme.py --write` regenerates it (`make readme` first
 re-executes the index); tests/test_repo.py checks that README, index and results agree.
 """

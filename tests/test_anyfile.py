@@ -278,7 +278,7 @@ def test_8_killed_run_leaves_no_temporary_files_accumulating(tmp_path):
 # --- 9. a folder as input ---------------------------------------------------------------------------------------------
 
 def test_9_folder_as_input(tmp_path, capsys):
-    "A folder is scored as partitions (nbs/07_partitions.ipynb, tests/test_partitions.py); one that holds none is refused."
+    "A folder is scored as partitions (nbs/08_partitions.ipynb, tests/test_partitions.py); one that holds none is refused."
     code, _, err = run_main(capsys, 'score', tmp_path, '-o', tmp_path/'o.csv')
     assert_user_error(code, err, f'{tmp_path}: is a folder that holds no partitions (.parquet, .csv, .csv.gz). Give a customer file, or a folder')
 

@@ -57,7 +57,7 @@ def results_state():
 def test_papermill_scores_input_into_output(tmp_path):
     out = tmp_path/'scored.csv'
     before = results_state()
-    cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'04_deploy.ipynb'),
+    cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'06_deploy.ipynb'),
            str(tmp_path/'run.ipynb'), '-p', 'input_path', str(FIX/'customers.csv'), '-p', 'output_path', str(out),
            '-p', 'labeled_path', str(FIX/'labeled.csv'), '-p', 'chunk_size', '5']
     (tmp := tmp_path/'tmp').mkdir()
@@ -81,7 +81,7 @@ def test_papermill_scores_input_into_output(tmp_path):
 def test_papermill_refuses_an_unknown_parameter(tmp_path):
     "A misspelt parameter fails the run, naming it, the closest parameter and all of them; nothing is scored."
     out = tmp_path/'scored.csv'
-    cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'04_deploy.ipynb'),
+    cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'06_deploy.ipynb'),
            str(tmp_path/'run.ipynb'), '-p', 'input_csv', str(FIX/'customers.csv'), '-p', 'output_path', str(out)]
     (tmp := tmp_path/'tmp').mkdir()
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'IN_TEST': '', 'TMPDIR': str(tmp)}, timeout=300)
@@ -94,7 +94,7 @@ def test_papermill_refuses_an_unknown_parameter(tmp_path):
 def test_papermill_names_a_parameter_with_a_bad_value(tmp_path):
     "-p chunk_size abc fails the run with one line naming the parameter and what it takes; nothing is scored."
     out = tmp_path/'scored.csv'
-    cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'04_deploy.ipynb'),
+    cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'06_deploy.ipynb'),
            str(tmp_path/'run.ipynb'), '-p', 'input_path', str(FIX/'customers.csv'), '-p', 'output_path', str(out), '-p', 'chunk_size', 'abc']
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'IN_TEST': ''}, timeout=300)
     assert r.returncode != 0
@@ -105,7 +105,7 @@ def test_papermill_names_a_parameter_with_a_bad_value(tmp_path):
 def test_parameters_cell_defines_the_job_parameters():
     import ast
     from customer_segmentation.deploy import JOB_PARAMETERS
-    nb = json.loads((ROOT/'nbs'/'04_deploy.ipynb').read_text())
+    nb = json.loads((ROOT/'nbs'/'06_deploy.ipynb').read_text())
     cell, = [c for c in nb['cells'] if 'parameters' in c['metadata'].get('tags', [])]
     names = [t.id for n in ast.parse(''.join(cell['source'])).body for t in n.targets]
     assert tuple(names) == JOB_PARAMETERS

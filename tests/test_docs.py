@@ -40,10 +40,15 @@ def _public_functions(mod):
 def _stem(nb): return re.sub(r'^\d+[a-zA-Z0-9]*_', '', Path(nb).stem)
 
 
+FOLDERS = ('foundations', 'scoring', 'export')  # the internals, after the story, in the sidebar's order
+
+
 def _pages_in_order():
-    "Page stems the chapters should get, in nbdev's sidebar order: index first, then by file name, numbers dropped (`00_data` -> `data`)."
-    nbs = sorted(p.name for p in (ROOT/'nbs').glob('*.ipynb') if p.name != 'index.ipynb')
-    return ['index'] + [_stem(n) for n in nbs]
+    "Page stems the chapters get, in the sidebar's order: index, the story by file name, then each folder's index and chapters; numbers dropped (`01_data` -> `data`)."
+    nbs = ROOT/'nbs'
+    story = sorted(p.name for p in nbs.glob('[0-9]*.ipynb'))
+    return ['index'] + [_stem(n) for n in story] + [f'{d}/{_stem(n)}' for d in FOLDERS
+                                                    for n in ['index'] + sorted(p.name for p in (nbs/d).glob('[0-9]*.ipynb'))]
 
 
 def _research_pages():
@@ -183,7 +188,9 @@ def test_every_internal_link_resolves(crawl, server):
 def test_one_page_per_notebook_in_order_with_navigation_and_api(browser, server):
     page, probs = _visit(browser, server + 'index.html')
     nav = page.eval_on_selector_all('.sidebar-tree a.reference', 'els => els.map(e => e.getAttribute("href"))')
+    captions = page.eval_on_selector_all('.sidebar-tree p.caption', 'els => els.map(e => e.innerText.trim())')
     page.close()
+    assert captions == ['The story', 'Foundations', 'Scoring internals', 'Export internals', 'Research'], f'sidebar sections {captions}'
     expected = [s for s in _pages_in_order() if s != 'index'] + _research_pages()
     got = [urlparse(h).path.removesuffix('.html') for h in nav if h and not h.startswith('#')]
     assert [s for s in got if s in expected] == expected, f'sidebar {got}, notebooks {expected}'
@@ -303,7 +310,7 @@ def test_chapter_names_link_to_chapters(crawl, browser, server):
     missing = [s for s in _pages_in_order()[1:] + _research_pages() if f'{s}.html' not in links]
     assert not missing, f'the home page does not link the chapters {missing}'
     raw = [f'{u} -> {l}' for u, p in crawl.items() for l in p['links'] if urldefrag(l)[0].endswith('.ipynb')]
-    assert not raw, 'links to .ipynb files (docs/build.py turns [Data](00_data.ipynb) into page links):\n' + '\n'.join(raw)
+    assert not raw, 'links to .ipynb files (docs/build.py turns [Data](01_data.ipynb) into page links):\n' + '\n'.join(raw)
 
 
 def test_markdown_outputs_render_as_prose(browser, server):
@@ -350,9 +357,9 @@ def _on_screen(browser, server, stem:str, js:str):
     return found
 
 
-@pytest.mark.parametrize('stem', ['modelling', 'deploy', 'drift'])
+@pytest.mark.parametrize('stem', ['eda', 'modelling', 'deploy', 'drift'])
 def test_story_chapters_open_with_their_findings(browser, server, stem):
-    "Modelling, Deployment and Drift state what they found (a table rendered from results/) on their first screen, before any definition."
+    "EDA, Modelling, Deployment and Drift state what they found (a table rendered from results/) on their first screen, before any definition."
     top = _on_screen(browser, server, stem, "() => { const a = document.querySelector('article'); const r = e => e.getBoundingClientRect().top + window.scrollY;"
                         " const t = a.querySelector('table'); const h = [...a.querySelectorAll('h2')];"
                         " return {table: t ? r(t) : null, first_h2: h.length ? h[0].innerText : null,"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from customer_segmentation.deploy import score_csv
-from customer_segmentation.drift import PROFILE_FILE
+from customer_segmentation.scoring.drift import PROFILE_FILE
 from customer_segmentation.files import project_path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ def tree_state(*dirs):
 
 def test_job_notebooks():
     "The notebooks with a `parameters` cell, research notebooks included: a new one gets the check below."
-    assert [str(p.relative_to(ROOT/'nbs')) for p in JOB_NOTEBOOKS] == ['03_modelling.ipynb', '04_deploy.ipynb', 'research/expected_accuracy.ipynb',
+    assert [str(p.relative_to(ROOT/'nbs')) for p in JOB_NOTEBOOKS] == ['05_modelling.ipynb', '06_deploy.ipynb', 'research/expected_accuracy.ipynb',
                                                                    'research/recipe_search.ipynb']
 
 
@@ -38,9 +38,9 @@ def test_parameters_cell_is_checked(path):
 
 
 def test_modelling_refuses_an_unknown_parameter(tmp_path):
-    "`papermill nbs/03_modelling.ipynb ... -p train_path x.csv` fails at the check: nothing trained, saved_model/ and results/ untouched."
+    "`papermill nbs/05_modelling.ipynb ... -p train_path x.csv` fails at the check: nothing trained, saved_model/ and results/ untouched."
     before = tree_state('saved_model', 'results')
-    cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'03_modelling.ipynb'),
+    cmd = [str(BIN/'papermill'), '--cwd', str(ROOT/'nbs'), '--log-level', 'WARNING', str(ROOT/'nbs'/'05_modelling.ipynb'),
            str(tmp_path/'run.ipynb'), '-p', 'train_path', 'x.csv', '-p', 'n_repeats', '1']
     env = {**os.environ, 'IN_TEST': '', 'TF_CPP_MIN_LOG_LEVEL': '2'}  # the real job, which writes to saved_model/ and results/
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

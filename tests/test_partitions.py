@@ -151,9 +151,9 @@ def test_unreachable_scheduler_and_single_file_options_are_clear_errors(tmp_path
 
 
 def test_papermill_scores_a_folder_on_a_local_cluster(folders, tmp_path):
-    "`papermill nbs/04_deploy.ipynb ... -p input_path FOLDER -p workers 2`: the job's own parameters, the same rows."
+    "`papermill nbs/06_deploy.ipynb ... -p input_path FOLDER -p workers 2`: the job's own parameters, the same rows."
     pq_dir, _, whole = folders
-    cmd = [BIN/'papermill', '--cwd', project_path('nbs'), '--log-level', 'WARNING', project_path('nbs', '04_deploy.ipynb'), tmp_path/'run.ipynb',
+    cmd = [BIN/'papermill', '--cwd', project_path('nbs'), '--log-level', 'WARNING', project_path('nbs', '06_deploy.ipynb'), tmp_path/'run.ipynb',
            '-p', 'input_path', pq_dir, '-p', 'output_path', tmp_path/'scored', '-p', 'workers', '2', '-p', 'labeled_path', '']
     r = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, env={**os.environ, 'IN_TEST': ''}, timeout=400)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -192,7 +192,7 @@ def test_options_are_checked_before_anything_is_written(folders, tmp_path):
 
 def test_a_drift_report_that_cannot_be_written_commits_no_partitions(folders, tmp_path, monkeypatch):
     "The scored folder and the drift report are one transaction: a report that fails leaves no output folder."
-    import customer_segmentation.drift as drift
+    import customer_segmentation.scoring.drift as drift
     pq_dir, _, _ = folders
     def broken(*a, **k): raise OSError(28, 'No space left on device')
     monkeypatch.setattr(drift, 'plot_drift', broken)

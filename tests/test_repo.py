@@ -18,6 +18,7 @@ import nbmetrics as M
 PRODUCT = M.product_notebooks(ROOT)
 ALL_NBS = M.all_notebooks(ROOT)
 _id = lambda p: str(p.relative_to(ROOT/'nbs'))
+PAGES = PRODUCT + M.home_pages(ROOT)  # the chapters and the pages that introduce them
 
 
 def _copy_project(tmp_path):
@@ -110,7 +111,7 @@ def test_docs_processing_runs_every_cell():
 
 
 # ------------------------------------------------------------------------------------------------ notebook layout
-@pytest.mark.parametrize('nb', sorted(p.name for p in (ROOT/'nbs').glob('[0-9]*.ipynb')))
+@pytest.mark.parametrize('nb', [_id(p) for p in PRODUCT])
 def test_notebook_opens_with_default_exp_title_and_summary(nb):
     cells = json.loads((ROOT/'nbs'/nb).read_text(encoding='utf-8'))['cells']
     first = ''.join(cells[0]['source'])
@@ -119,7 +120,7 @@ def test_notebook_opens_with_default_exp_title_and_summary(nb):
     assert md[0].startswith('# ') and any(l.startswith('> ') for l in md[1:3]), f"{nb}: second cell must be an H1 title and a `>` summary"
 
 
-@pytest.mark.parametrize('nb', [p.name for p in PRODUCT + [ROOT/'nbs'/'index.ipynb']])
+@pytest.mark.parametrize('nb', [_id(p) for p in PAGES])
 def test_notebook_is_short(nb):
     "A chapter reads in one sitting: at most 2,500 words of markdown (code and outputs not counted)."
     n = M.md_words(M.cells(ROOT/'nbs'/nb))
@@ -154,10 +155,10 @@ def test_hand_typed_rule_itself():
     assert hand_typed('accuracy 53.7% ± 1.4 on 6,068 rows in 5 s') and len(hand_typed('a 53.7% b 6,068 c ± d 5 s e 1.04')) == 5
     assert hand_typed('log loss 1.043') and hand_typed('takes 3 minutes') and hand_typed('12 ms per row')
     assert not hand_typed('two hidden layers of 128 and 64 units, 5-fold, 2 repeats, 3 seeds, segments A-D')
-    assert not hand_typed('dropout `0.5`, ``a `1.5` b``, [Data](00_data.ipynb#v1.2), <!-- 1.5 -->\n```\nx = 0.25\n```\n~~~\n50%\n~~~')
+    assert not hand_typed('dropout `0.5`, ``a `1.5` b``, [Data](01_data.ipynb#v1.2), <!-- 1.5 -->\n```\nx = 0.25\n```\n~~~\n50%\n~~~')
 
 
-@pytest.mark.parametrize('nb', [p.name for p in PRODUCT + [ROOT/'nbs'/'index.ipynb']])
+@pytest.mark.parametrize('nb', [_id(p) for p in PAGES])
 def test_no_run_result_typed_by_hand(nb):
     """Markdown states no run result by hand. Outside code fences and `inline code`, no decimal number (`\\d\\.\\d`),
     percentage (`\\d%`), number with a thousands separator (`\\d,\\d\\d\\d`), `±` or time (`\\d+ ?(ms|s|sec|seconds|min|minutes)`)
@@ -173,7 +174,7 @@ def test_no_run_result_typed_by_hand(nb):
 
 # ------------------------------------------------------------------------------ rule 5: chapters named are linked
 def unlinked_chapters(md, names):
-    "Mentions in markdown `md` of a notebook in `names` (its stem, or file name) that are not links: `04_deploy`, 04_deploy.ipynb."
+    "Mentions in markdown `md` of a notebook in `names` (its stem, or file name) that are not links: `06_deploy`, 06_deploy.ipynb."
     text = re.sub(r'\[(?:[^\[\]]|\[[^\]]*\])*\]\([^)]*\)', '', _re_comment.sub('', _re_fence.sub('', md)))  # links go whole
     alt = '|'.join(re.escape(n) for n in sorted(names, key=len, reverse=True))
     code = re.findall(rf'`(?:nbs/)?(?:research/)?({alt})(?:\.ipynb)?`', text)
@@ -182,21 +183,21 @@ def unlinked_chapters(md, names):
 
 
 def test_unlinked_chapters_rule_itself():
-    names = ['04_deploy', '01_eda', 'expected_accuracy']
-    assert unlinked_chapters('see notebook `04_deploy` and 01_eda.ipynb, or `research/expected_accuracy.ipynb`', names) == [
-        '04_deploy', 'expected_accuracy', '01_eda']
-    assert not unlinked_chapters('[Deployment](04_deploy.ipynb), `papermill nbs/04_deploy.ipynb out.ipynb`, [`04_deploy`](04_deploy.ipynb)', names)
+    names = ['06_deploy', '02_eda', 'expected_accuracy']
+    assert unlinked_chapters('see notebook `06_deploy` and 02_eda.ipynb, or `research/expected_accuracy.ipynb`', names) == [
+        '06_deploy', 'expected_accuracy', '02_eda']
+    assert not unlinked_chapters('[Deployment](06_deploy.ipynb), `papermill nbs/06_deploy.ipynb out.ipynb`, [`06_deploy`](06_deploy.ipynb)', names)
 
 
-@pytest.mark.parametrize('nb', [p.name for p in PRODUCT + [ROOT/'nbs'/'index.ipynb']])
+@pytest.mark.parametrize('nb', [_id(p) for p in PAGES])
 def test_chapters_named_in_prose_are_links(nb):
-    "Prose that names another notebook links to it (`[Deployment](04_deploy.ipynb)`); the docs turn such links into page links."
+    "Prose that names another notebook links to it (`[Deployment](06_deploy.ipynb)`); the docs turn such links into page links."
     names = [p.stem for p in PRODUCT + M.research_notebooks(ROOT)]
     path = ROOT/'nbs'/nb
     bad = [f'  {_where(path, i, c)}: {hits}' for i, c in enumerate(M.cells(path))
            if c['cell_type'] == 'markdown' and (hits := unlinked_chapters(M.source(c), names))]
     assert not bad, (f"{nb}: notebooks named without a link:\n" + '\n'.join(bad) +
-                     "\nWrite each as a Markdown link to the notebook file, e.g. [Deployment](04_deploy.ipynb) or "
+                     "\nWrite each as a Markdown link to the notebook file, e.g. [Deployment](06_deploy.ipynb) or "
                      "[Expected accuracy](research/expected_accuracy.ipynb).")
 
 
@@ -315,7 +316,7 @@ def test_one_atomic_write_helper():
 
 # ----------------------------------------------------------------------------------- the Makefile's notebook lists
 def _make_var(name):
-    m = re.search(rf'^{name}\s*:?=\s*(.*)$', (ROOT/'Makefile').read_text(), re.M)
+    m = re.search(rf'^{name}\s*:?=\s*(.*)$', (ROOT/'Makefile').read_text().replace('\\\n', ' '), re.M)  # continued lines joined
     assert m, f'Makefile: no {name} variable'
     return m.group(1).split()
 
@@ -323,7 +324,7 @@ def _make_var(name):
 def test_make_run_covers_every_product_notebook():
     "Every product notebook is either run by `make run` (NOTEBOOKS, in order) or named as a chapter it skips (LIBRARY_NOTEBOOKS)."
     run, lib = _make_var('NOTEBOOKS'), _make_var('LIBRARY_NOTEBOOKS')
-    names = [p.stem for p in PRODUCT]
+    names = [_id(p).removesuffix('.ipynb') for p in PRODUCT]
     assert run == sorted(run), f'Makefile NOTEBOOKS is not in notebook order: {run}'
     unknown = [n for n in run + lib if n not in names]
     assert not unknown, f'Makefile names notebooks that do not exist: {unknown} (renamed?); nbs/ has {names}'
@@ -428,53 +429,15 @@ TRAINING_LIBRARIES = ('sklearn', 'skops', 'keras', 'tensorflow', 'scipy', 'h5py'
 TRAINING_MODULES = ('model', 'preprocess', 'evaluate', 'eda', 'export')  # the save-time side of the package
 
 
-def _module_name(p:Path)->str:
-    rel = p.relative_to(ROOT/LIB).with_suffix('')
-    return '.'.join((LIB, *rel.parts[:-1])) if rel.name == '__init__' else '.'.join((LIB, *rel.parts))
-
-
-def import_graph()->dict:
-    "{module: {(imported module, line)}} of the package, from its source: every import, inside functions too, relative ones resolved."
-    import ast
-    graph = {}
-    for p in sorted((ROOT/LIB).rglob('*.py')):
-        if p.name == '_modidx.py': continue
-        name, pkg = _module_name(p), _module_name(p).rsplit('.', 0 if p.name == '__init__.py' else 1)[0]
-        found = set()
-        for node in ast.walk(ast.parse(p.read_text(encoding='utf-8'))):
-            if isinstance(node, ast.Import): found |= {(a.name, node.lineno) for a in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ''
-                if node.level:
-                    parts = pkg.split('.')
-                    base = '.'.join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
-                found |= {(base, node.lineno)}
-                found |= {(f'{base}.{a.name}', node.lineno) for a in node.names}  # `from . import x` imports a module
-        graph[name] = found
-    return graph
-
-
-def _internal(graph:dict)->dict:
-    "{module: {package modules it imports}}."
-    return {m: {i for i, _ in deps if i in graph and i != m} for m, deps in graph.items()}
-
-
 def test_import_graph_reads_imports_inside_functions():
-    g = import_graph()
-    assert (f'{LIB}.scoring.engine', f'{LIB}.scoring.spec') in {(m, i) for m, deps in _internal(g).items() for i in deps}
+    g = M.import_graph(ROOT)
+    assert (f'{LIB}.scoring.engine', f'{LIB}.scoring.spec') in {(m, i) for m, deps in M.internal_imports(g).items() for i in deps}
     assert any(i.startswith('tqdm') for i, _ in g[f'{LIB}.scoring.customer_files'])  # imported inside `progress_bar`
 
 
 def test_no_import_cycles():
     "No module of the package imports itself back, directly or through others (lazy imports inside functions count)."
-    deps, cycles = _internal(import_graph()), []
-    def visit(m, path):
-        for d in sorted(deps[m]):
-            if d in path: cycles.append(' -> '.join(path[path.index(d):] + [d]))
-            elif d not in done: visit(d, path + [d])
-        done.add(m)
-    done = set()
-    for m in sorted(deps): visit(m, [m])
+    cycles = M.import_cycles(ROOT)
     assert not cycles, 'import cycles:\n  ' + '\n  '.join(sorted(set(cycles)))
 
 
@@ -482,9 +445,51 @@ def test_the_run_time_side_imports_nothing_of_the_training_side():
     "Every module but the training side's (model, preprocess, evaluate, eda, export/) imports no training library and no training module."
     training = lambda i: (i.split('.')[0] in TRAINING_LIBRARIES or
                           any(i == f'{LIB}.{t}' or i.startswith(f'{LIB}.{t}.') for t in TRAINING_MODULES))
-    g = import_graph()
+    g = M.import_graph(ROOT)
     runtime = [m for m in g if not training(m)]
     assert f'{LIB}.scoring.engine' in runtime and f'{LIB}.deploy' in runtime and f'{LIB}.export.params' not in runtime
     bad = sorted(f'{m} imports {i} (line {n})' for m in runtime for i, n in g[m] if training(i))
     assert not bad, ('the run-time side imports the training side (fitting happens at save time; scoring reads scoring.npz '
                      'with numpy and pyarrow only):\n  ' + '\n  '.join(bad))
+
+
+# ----------------------------------------------------------------------------------- the layout: the story, then the internals
+FOLDERS = ('foundations', 'scoring', 'export')  # the internals, in the sidebar's order; research/ comes last
+
+
+def test_no_module_imports_a_later_chapter():
+    "The numbers follow the dependencies: no module imports one generated from a chapter later in the reading order."
+    nbs = M.module_notebooks(ROOT)
+    assert nbs[f'{LIB}.scoring.engine'] == 'scoring/04h_numpy_engine.ipynb'
+    assert M.notebook_rank('scoring/04h_numpy_engine.ipynb') < M.notebook_rank('05_modelling.ipynb') < M.notebook_rank('05a_x.ipynb')
+    late = M.later_chapter_imports(ROOT)
+    assert not late, 'modules that import a later chapter (renumber, or move the code to where it is first needed):\n  ' + '\n  '.join(late)
+
+
+def test_story_on_top_internals_in_folders():
+    "The top of nbs/ holds at most ten story chapters, numbered 01, 02, ... in reading order; every other chapter is in a folder with an index page."
+    story = [p.name for p in PRODUCT if p.parent == ROOT/'nbs']
+    assert len(story) <= 10 and [M.notebook_rank(n) for n in story] == [(i, '') for i in range(1, len(story) + 1)], story
+    folders = sorted({p.parent.name for p in PRODUCT if p.parent != ROOT/'nbs'})
+    assert folders == sorted(FOLDERS), f'chapters in folders {folders}; the layout has {FOLDERS}'
+
+
+@pytest.mark.parametrize('folder', FOLDERS)
+def test_each_folder_index_links_its_chapters(folder):
+    "A folder's index page says what it holds and links each of its chapters, in order."
+    text = '\n'.join(M.source(c) for c in M.cells(ROOT/'nbs'/folder/'index.ipynb') if c['cell_type'] == 'markdown')
+    nbs = sorted(p.name for p in (ROOT/'nbs'/folder).glob('[0-9]*.ipynb'))
+    links = re.findall(r'\]\(([0-9]\w*\.ipynb)\)', text)
+    assert links == nbs, f'nbs/{folder}/index.ipynb links {links}; the folder holds {nbs}'
+
+
+def test_sidebar_lists_the_story_then_each_folder():
+    "nbs/sidebar.yml (committed; custom_sidebar = True) lists index, the story in order, then each folder's pages, then research."
+    import yaml
+    sb = yaml.safe_load((ROOT/'nbs'/'sidebar.yml').read_text())['website']['sidebar']['contents']
+    got = [it if isinstance(it, str) else (it['section'], it['contents']) for it in sb]
+    title = lambda p: next(l[2:] for l in M.source(M.cells(p)[0]).splitlines() if l.startswith('# '))
+    want = ['index.ipynb', ('The story', [p.name for p in PRODUCT if p.parent == ROOT/'nbs'])]
+    want += [(title(ROOT/'nbs'/d/'index.ipynb'), [f'{d}/index.ipynb'] + [_id(p) for p in PRODUCT if p.parent.name == d]) for d in FOLDERS]
+    want += [('Research', [_id(p) for p in M.research_notebooks(ROOT)])]
+    assert got == want, f'nbs/sidebar.yml is out of step with nbs/:\n  has  {got}\n  want {want}'
