@@ -9,11 +9,13 @@ from importlib.metadata import PackageNotFoundError, version as _pkg_version
 from pathlib import Path
 import numpy as np
 from .data import CLASSES, schema
+from .files import PathError
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MODEL_FILES', 'VERSION_PACKAGES', 'METADATA_FIELDS', 'RETRAIN', 'SCORING_PACKAGES',
-           'VERSION_MUST_MATCH', 'ModelLoadError', 'ModelVersionWarning', 'package_versions', 'default_model_dir',
-           'check_versions', 'read_metadata', 'row_normalised', 'SegmentPredictor']
+           'VERSION_MUST_MATCH', 'TRAINING_IDS_FILE', 'ModelLoadError', 'ModelVersionWarning', 'package_versions',
+           'default_model_dir', 'check_versions', 'read_metadata', 'write_training_ids', 'read_training_ids',
+           'check_replaceable', 'row_normalised', 'SegmentPredictor']
 
 # %% ../nbs/foundations/01b_artifact.ipynb #60bab245
 FORMAT_VERSION = 2  # layout of the saved-model folder; bump it when the files or metadata fields change meaning
@@ -110,6 +112,38 @@ def read_metadata(model_dir:str|Path|None=None, # saved model folder (default: `
                                     f"Install the recorded versions or {RETRAIN[0].lower()}{RETRAIN[1:]}")
     if warns: warnings.warn(f"{model_dir}: package versions differ slightly from the model's: {'; '.join(warns)}", ModelVersionWarning, stacklevel=2)
     return meta
+
+# %% ../nbs/foundations/01b_artifact.ipynb #445b4dab
+TRAINING_IDS_FILE = 'training_ids.npz'  # the salt and the salted hashes of the training customers' IDs
+
+def write_training_ids(model_dir:str|Path, # the folder being written
+                       salt:int, # the salt the hashes were made with
+                       hashes:np.ndarray, # `salted_hashes` of the training IDs
+                      ):
+    "Write the salt and the sorted distinct `hashes` into `model_dir`/training_ids.npz."
+    with open(Path(model_dir)/TRAINING_IDS_FILE, 'wb') as f:
+        np.savez(f, salt=np.array([salt], np.uint64), hashes=np.unique(np.asarray(hashes, np.uint64)))
+
+# %% ../nbs/foundations/01b_artifact.ipynb #9330fddf
+def read_training_ids(model_dir:str|Path, # a saved model folder
+                     )->tuple|None:
+    "(salt, sorted distinct hashes) of the model's training IDs, or None for a model saved without them."
+    p = Path(model_dir)/TRAINING_IDS_FILE
+    if not p.is_file(): return None
+    try:
+        with np.load(p, allow_pickle=False) as z: salt, h = z['salt'], z['hashes']
+    except (ValueError, KeyError, OSError) as e: raise ModelLoadError(f"{p}: not a readable training-ID file ({e}). {RETRAIN}") from None
+    if salt.shape != (1,) or salt.dtype != np.uint64 or h.ndim != 1 or h.dtype != np.uint64 or (h[1:] <= h[:-1]).any():
+        raise ModelLoadError(f"{p}: not a training-ID file of this format (a salt and sorted distinct uint64 hashes). {RETRAIN}")
+    return int(salt[0]), h
+
+# %% ../nbs/foundations/01b_artifact.ipynb #c0324ddf
+def check_replaceable(model_dir:str|Path, # where a model is to be saved
+                     ):
+    "Refuse a folder that holds files but no saved model: saving replaces the whole folder, and that one is the user's."
+    model_dir = Path(model_dir)
+    if model_dir.is_dir() and any(model_dir.iterdir()) and not (model_dir/'metadata.json').is_file():
+        raise PathError(f"{model_dir}: is a folder that holds no saved model, and saving a model replaces the whole folder; give a new or empty folder.")
 
 # %% ../nbs/foundations/01b_artifact.ipynb #7b64c4cb
 def row_normalised(p, # scores (n, classes), non-negative

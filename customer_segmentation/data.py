@@ -326,7 +326,7 @@ def validate_customers(df:pd.DataFrame, # raw frame, every column read as text
 # %% ../nbs/01_data.ipynb #6f2afbce
 def read_customers_csv(path:str|Path, **kwargs)->pd.DataFrame:
     "Read a customer CSV with every column as text (no silent type guessing); kwargs go to `pd.read_csv`."
-    import pandas as pd  # here, not at the top: scoring a file never needs pandas ([Command line](09_cli.ipynb))
+    import pandas as pd  # here, not at the top: scoring a file never needs pandas ([Command line](10_cli.ipynb))
     read_header(path)  # the same header checks and messages as the streaming reader
     try: return pd.read_csv(path, dtype=str, na_values=list(NA_VALUES), keep_default_na=False, **kwargs)
     except (UnicodeDecodeError, pd.errors.ParserError) as e:

@@ -70,7 +70,8 @@ def check_reserved(columns, source:str, known:bool=False):
     if clash:
         raise CustomerDataError(
             f"{source}: already has column(s) {', '.join(clash)}, which scoring adds. Drop or rename them first "
-            f"(a file that was scored before, or a labeled file: give a labeled file as labeled_path / --labeled instead).")
+            f"(a file that was scored before, or a labeled file: to judge the model on labeled customers, run `custseg evaluate`; "
+            f"to add their known segments to a scored file, give the labeled file as labeled_path / --labeled).")
 
 # %% ../nbs/06_deploy.ipynb #11b008b8
 def score_frame(df:pd.DataFrame, # customers: the ID and feature columns (as text, or typed) and any others

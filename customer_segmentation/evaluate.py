@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 from sklearn.model_selection import RepeatedStratifiedKFold
 from sklearn.pipeline import make_pipeline
 from .data import CATEGORICAL_FEATURES, CATEGORY_VALUES, CLASSES, FEATURES
+from .metrics import paired_difference
 from .preprocess import build_preprocessor, prepare_features
 
 # %% auto #0
@@ -154,9 +155,8 @@ def paired_differences(results:list, # CVResults scored on the same folds
         if r.name == reference: continue
         row = {'model': r.name}
         for m in METRICS:
-            d = r.folds[m].to_numpy() - ref[m].to_numpy()
-            se = d.std(ddof=1) / np.sqrt(len(d))
-            row.update({f'd_{m}': d.mean(), f'd_{m}_se': se, f'{m}_beyond_2se': bool(abs(d.mean()) > 2 * se)})
+            d = paired_difference(r.folds[m].to_numpy() - ref[m].to_numpy())
+            row.update({f'd_{m}': d['mean'], f'd_{m}_se': d['se'], f'{m}_beyond_2se': d['beyond_2se']})
         rows.append(row)
     return pd.DataFrame(rows).set_index('model')
 

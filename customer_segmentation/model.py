@@ -18,7 +18,7 @@ def _quiet_stderr():
     finally: os.dup2(saved, 2); os.close(saved); os.close(null)
 
 # %% auto #0
-__all__ = ['NetConfig', 'build_network', 'fit_network', 'SegmentModel', 'training_ranges', 'model_metadata',
+__all__ = ['NetConfig', 'build_network', 'fit_network', 'SegmentModel', 'training_ranges', 'model_metadata', 'training_id_hashes',
            'train_segment_model', 'network_learner', 'read_preprocessor', 'check_parts', 'load_model', 'save_model']
 
 # %% ../nbs/05_modelling.ipynb #e17764b3
@@ -38,14 +38,19 @@ import pandas as pd
 from fastcore.basics import patch
 from sklearn.model_selection import train_test_split
 from datetime import datetime, timezone
-from .data import CLASSES, NUMERIC_FEATURES, TARGET, schema
+import secrets
+import pyarrow as pa
+from . import __version__
+from .data import CLASSES, ID_COL, NUMERIC_FEATURES, TARGET, schema
 from .files import PathError, atomic_path, project_path
+from .scoring.columns import salted_hashes
 from .preprocess import PreprocessorLoadError, build_preprocessor, load_preprocessor, prepare_features, save_preprocessor
-from .scoring.drift import PROFILE_FILE, describe_training, read_profile, write_profile
+from .scoring.drift import describe_training, read_profile, write_profile
 from .export.params import write_scoring_params
 from .scoring.engine import load_scoring_model
-from .artifact import (
-    FORMAT_VERSION, MODEL_FILES, RETRAIN, ModelLoadError, ModelVersionWarning, SegmentPredictor, package_versions, read_metadata)
+from customer_segmentation.artifact import (
+    FORMAT_VERSION, RETRAIN, ModelLoadError, ModelVersionWarning, SegmentPredictor, check_replaceable, package_versions, read_metadata,
+    write_training_ids)
 
 # %% ../nbs/05_modelling.ipynb #04bd920b
 @dataclass
@@ -236,10 +241,17 @@ def model_metadata(preprocessor, # the fitted preprocessor saved with the networ
                   )->dict:
     "The `metadata.json` content of a saved model."
     names = [str(n) for n in preprocessor.get_feature_names_out()]
-    return {'format_version': FORMAT_VERSION, 'created': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+    return {'format_version': FORMAT_VERSION, 'created': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'package_version': __version__,
             'schema': schema(), 'classes': list(CLASSES), 'config': config, 'seed': config.get('seed'),
             'n_inputs': len(names), 'input_features': names, 'training': training or {}, 'metrics': metrics or {},
             'training_ranges': ranges or {}, 'versions': package_versions()}
+
+# %% ../nbs/05_modelling.ipynb #5ea3d4bc
+def training_id_hashes(df:pd.DataFrame, # labeled customers, with their IDs
+                      )->tuple:
+    "(a fresh random salt, the `salted_hashes` of the frame's IDs with it); rows without an ID are left out."
+    salt = secrets.randbits(63)
+    return salt, salted_hashes(pa.array(df[ID_COL].dropna().astype(str).tolist(), pa.string()), salt)
 
 # %% ../nbs/05_modelling.ipynb #e7d6a4d2
 def train_segment_model(df:pd.DataFrame, # labeled customer frame (validate_customers output)
@@ -256,6 +268,7 @@ def train_segment_model(df:pd.DataFrame, # labeled customer frame (validate_cust
                 **(data_info or {})}
     model = SegmentModel(net, pre, model_metadata(pre, config.to_dict(), training, metrics, ranges=training_ranges(df)))
     model.profile = describe_training(df, df[TARGET])  # what drift checks compare scored customers with
+    model.training_ids = training_id_hashes(df)  # who it was trained on, as salted hashes only
     return model, hist
 
 # %% ../nbs/05_modelling.ipynb #8fa15f8c
@@ -280,6 +293,7 @@ def _write_artifact(model:SegmentModel, # the model to write
     model.metadata['scoring_params'] = write_scoring_params(d, model.preprocessor, model.network, list(model.classes))
     (d/'metadata.json').write_text(json.dumps(model.metadata, indent=1) + '\n', encoding='utf-8')
     if getattr(model, 'profile', None) is not None: write_profile(model.profile, d)
+    if getattr(model, 'training_ids', None) is not None: write_training_ids(d, *model.training_ids)
 
 # %% ../nbs/05_modelling.ipynb #0a608867
 def read_preprocessor(model_dir:str|Path, # saved model folder
@@ -322,8 +336,7 @@ def save_model(model:SegmentModel, # the model to save
               )->Path:
     "Write `model` to `model_dir` atomically (temporary folder, check by loading, then move into place); returns the folder."
     model_dir = Path(model_dir) if model_dir else project_path('saved_model')
-    if model_dir.is_dir() and any(model_dir.iterdir()) and not (model_dir/'metadata.json').is_file():
-        raise PathError(f"{model_dir}: is a folder that holds no saved model, and saving a model replaces the whole folder; give a new or empty folder.")
+    check_replaceable(model_dir)
     with atomic_path(model_dir, folder=True) as tmp:
         tmp.mkdir()
         _write_artifact(model, tmp)

@@ -188,7 +188,7 @@ def test_every_internal_link_resolves(crawl, server):
 def test_one_page_per_notebook_in_order_with_navigation_and_api(browser, server):
     page, probs = _visit(browser, server + 'index.html')
     nav = page.eval_on_selector_all('.sidebar-tree a.reference', 'els => els.map(e => e.getAttribute("href"))')
-    captions = page.eval_on_selector_all('.sidebar-tree p.caption', 'els => els.map(e => e.innerText.trim())')
+    captions = page.eval_on_selector_all('.sidebar-tree p.caption', 'els => els.map(e => e.textContent.trim())')  # as written, not as CSS cases it
     page.close()
     assert captions == ['The story', 'Foundations', 'Scoring internals', 'Export internals', 'Research'], f'sidebar sections {captions}'
     expected = [s for s in _pages_in_order() if s != 'index'] + _research_pages()

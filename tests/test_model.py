@@ -10,6 +10,7 @@ import pytest
 from customer_segmentation import artifact as A
 from customer_segmentation import model as M
 from customer_segmentation import preprocess as P
+from customer_segmentation.scoring.drift import PROFILE_FILE
 from customer_segmentation.data import (CATEGORICAL_FEATURES, CATEGORY_VALUES, CLASSES, DATA_FILES, FEATURES, ID_COL,
                                         TARGET, schema)
 
@@ -54,7 +55,7 @@ def tampered(src, dst, edit=None, drop=None):
 # --- the committed saved_model/ ---
 
 def test_saved_model_has_exactly_the_contract_files():
-    assert sorted(p.name for p in SAVED.iterdir()) == sorted([*M.MODEL_FILES, M.PROFILE_FILE])
+    assert sorted(p.name for p in SAVED.iterdir()) == sorted([*A.MODEL_FILES, PROFILE_FILE, A.TRAINING_IDS_FILE])
 
 
 def test_saved_model_loads_and_predicts():

@@ -14,7 +14,7 @@ from ..data import NA_VALUES, NUMERIC_LIMIT, numeric_problems
 from ..files import PathError, clean_stale, temp_name
 
 # %% auto #0
-__all__ = ['na_values', 'Cat', 'Num', 'read_columns', 'id_hashes', 'IdSpill']
+__all__ = ['na_values', 'Cat', 'Num', 'read_columns', 'id_hashes', 'salted_hashes', 'IdSpill']
 
 # %% ../../nbs/scoring/04a_columns.ipynb #3924e3e8
 _NA = []
@@ -256,6 +256,13 @@ def id_hashes(ids, # an Arrow column (Array or ChunkedArray) of IDs, text or not
         nz = n > 0
         h[nz] = np.add.reduceat((data.astype(np.uint64) + np.uint64(1)) * _multipliers(int(n.max()))[pos], off[:-1][nz])
     return _mix(h + n.astype(np.uint64) * _GOLD)
+
+# %% ../../nbs/scoring/04a_columns.ipynb #14bef7fc
+def salted_hashes(ids, # an Arrow column (Array or ChunkedArray) of IDs, text or not
+                  salt:int, # the model's salt, a non-negative 64-bit integer
+                 )->np.ndarray:
+    "uint64 per row: the hash of the ID's text mixed with `salt` (a missing ID hashes as '')."
+    return _mix(id_hashes(ids) ^ np.uint64(salt))
 
 # %% ../../nbs/scoring/04a_columns.ipynb #6cf7958a
 _PAIR = np.dtype([('h', '<u8'), ('line', '<i8')])

@@ -12,13 +12,14 @@ from ..data import CATEGORY_VALUES, CATEGORICAL_FEATURES, CLASSES, FEATURES, NUM
 from ..files import atomic_write, is_direct, save_figure
 from ..report import count, num, pct
 from ..artifact import ModelLoadError, RETRAIN
+from ..metrics import chi2_sf, normal_cdf
 
 # %% auto #0
 __all__ = ['MAX_LEVELS', 'ENCODED_WIDTH', 'PROFILE_VERSION', 'PROFILE_FILE', 'THRESHOLDS', 'SAMPLE_PER_CHUNK', 'SUFFIXES',
            'numeric_edges', 'category_codes', 'feature_arrays', 'column_arrays', 'bin_counts', 'encode',
-           'describe_training', 'check_profile', 'write_profile', 'read_profile', 'psi', 'chi2_sf', 'chi2_test',
-           'normal_cdf', 'domain_auc', 'DriftCheck', 'verdict', 'drift_warning', 'no_profile_warning', 'plot_drift',
-           'write_drift_report', 'report_paths']
+           'describe_training', 'check_profile', 'write_profile', 'read_profile', 'psi', 'chi2_test', 'domain_auc',
+           'DriftCheck', 'verdict', 'drift_warning', 'no_profile_warning', 'plot_drift', 'write_drift_report',
+           'report_paths']
 
 # %% ../../nbs/scoring/04g_drift_check.ipynb #7e3fdd6f
 MAX_LEVELS = 20  # a numeric feature with at most this many distinct training values is binned by value
@@ -143,33 +144,6 @@ def psi(scored:np.ndarray, train:np.ndarray)->float:
     s, t = s / s.sum(), t / t.sum()
     return float(np.sum((s - t) * np.log(s / t)))
 
-# %% ../../nbs/scoring/04g_drift_check.ipynb #78433fb2
-def _gamma_series(a:float, x:float)->float:
-    "The regularised lower incomplete gamma function P(a, x) by its series (for x < a + 1)."
-    term = total = 1.0 / a
-    for k in range(1, 10_000):
-        term *= x / (a + k); total += term
-        if abs(term) < abs(total) * 1e-16: break
-    return total * math.exp(-x + a * math.log(x) - math.lgamma(a))
-
-def _gamma_fraction(a:float, x:float)->float:
-    "The regularised upper incomplete gamma function Q(a, x) by Lentz's continued fraction (for x >= a + 1)."
-    b, c, d = x + 1 - a, 1e300, 1 / (x + 1 - a)
-    h = d
-    for i in range(1, 10_000):
-        an = -i * (i - a); b += 2
-        d = 1 / (an * d + b or 1e-300); c = b + an / c or 1e-300
-        h *= d * c
-        if abs(d * c - 1) < 1e-16: break
-    return h * math.exp(-x + a * math.log(x) - math.lgamma(a))
-
-# %% ../../nbs/scoring/04g_drift_check.ipynb #84f6a713
-def chi2_sf(x:float, dof:int)->float:
-    "P(X > x) for X chi-square distributed with `dof` degrees of freedom."
-    if x <= 0: return 1.0
-    a, h = dof / 2, x / 2
-    return max(0.0, 1.0 - _gamma_series(a, h)) if h < a + 1 else _gamma_fraction(a, h)
-
 # %% ../../nbs/scoring/04g_drift_check.ipynb #29102f06
 def chi2_test(scored:np.ndarray, train:np.ndarray)->tuple:
     "(statistic, p-value) of the chi-square test that scored and training counts share one distribution."
@@ -187,11 +161,6 @@ THRESHOLDS = {
     'domain_auc': 0.6,  # a linear classifier that tells scored from training customers 60% of the time is a real difference
     'min_rows': 200,  # fewer rows leave bins with expected counts under 5, where neither PSI nor the chi-square test can be trusted
 }
-
-# %% ../../nbs/scoring/04g_drift_check.ipynb #5f790ea7
-def normal_cdf(x:float)->float:
-    "The standard normal distribution function at `x`."
-    return 0.5 * (1 + math.erf(x / math.sqrt(2)))
 
 # %% ../../nbs/scoring/04g_drift_check.ipynb #765f2cf6
 def domain_auc(mean_s, cov_s, n_s:int, # mean, covariance and size of the scored encoding
