@@ -68,7 +68,7 @@ def _cmd_score(args)->int:
     from customer_segmentation.partitions import is_partitioned, score_partitions
     opts = dict(model_dir=args.model_dir, chunk_size=args.chunk_size or DEFAULT_CHUNK_SIZE, labeled_path=args.labeled, rejects_path=args.rejects,
                 sep=args.sep, reject_out_of_range=args.reject_out_of_range, drift_report=False if args.no_drift_report else args.drift_report,
-                drift_figure=True if args.drift_figure else None)
+                drift_figure=True if args.drift_figure else None, confidence=args.confidence)
     cluster = dict(workers=args.workers, scheduler=args.scheduler, format=args.format)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
@@ -96,7 +96,7 @@ def _cmd_evaluate(args)->int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         try: doc = evaluate_file(args.input, args.output, args.model_dir, args.chunk_size or DEFAULT_CHUNK_SIZE, args.rejects, args.sep,
-                                 args.progress, record=not args.no_record)
+                                 args.progress, record=not args.no_record, confidence=args.confidence)
         finally: _warned(caught)
     print(summary_text(doc) + f"\nReport: {args.output} (reliability figure {Path(args.output).with_suffix('.png')})")
     return 0
@@ -140,6 +140,7 @@ def _add_labels(sub):
     e.add_argument('--sep', metavar='CHAR', type=_delimiter, default=',', help="the input's delimiter (default: ',')")
     e.add_argument('--chunk-size', metavar='N', type=_positive_int, help='rows read at a time; bounds memory (default: 65536)')
     e.add_argument('--no-record', action='store_true', help="do not keep the figures in the model folders (for custseg info)")
+    e.add_argument('--confidence', metavar='C', type=float, default=0.9, help='the confidence of the prediction sets whose coverage is reported (default: 0.9)')
     e.add_argument('--progress', action=argparse.BooleanOptionalAction, default=None, help='progress bar on stderr (default: for inputs over 32 MB)')
     e.set_defaults(func=_cmd_evaluate)
     t = sub.add_parser('train', help='train the shipped recipe on labeled files (needs the [train] extra)',
@@ -149,7 +150,8 @@ def _add_labels(sub):
     t.add_argument('-o', '--output', metavar='MODEL_DIR', required=True, help='the model folder to write')
     t.add_argument('--replace', action='store_true', help='replace the saved model in MODEL_DIR, atomically, once the new one is saved')
     t.add_argument('--parent', metavar='DIR', help='the model this one succeeds, recorded in its lineage')
-    t.add_argument('--cv', metavar='R', type=_positive_int, default=0, help='also cross-validate the recipe (R repeats of 5-fold) and record it')
+    t.add_argument('--cv', metavar='R', type=_positive_int, default=1, help='repeats of 5-fold cross-validation, for the figures on the card and the prediction sets (default: 1)')
+    t.add_argument('--no-cv', dest='cv', action='store_const', const=0, help='skip the cross-validation: no figures, no prediction sets (quicker)')
     t.set_defaults(func=_cmd_train)
     i = sub.add_parser('info', help="a model's card: what it is, where it came from, how good it is")
     i.add_argument('--model-dir', metavar='DIR', help='the model folder (default: the shipped model)')
@@ -192,6 +194,9 @@ def _add_score(sub):
     s.add_argument('--scheduler', metavar='ADDRESS', help='partitions: score them on the running Dask cluster at ADDRESS, e.g. tcp://host:8786 '
                                                          '(its workers need this package installed)')
     s.add_argument('--format', choices=('parquet', 'csv', 'csv.gz'), help="partitions: the scored partitions' format (default: each one's own)")
+    s.add_argument('--confidence', metavar='C', type=float, default=0.9, help='the prediction sets\' confidence, 0.5 to 0.99 (default: 0.9): '
+                   'Segment_Set holds the true segment for this share of customers like the training ones')
+    s.add_argument('--no-sets', dest='confidence', action='store_const', const=None, help='write no prediction sets (Segment_Set, Set_Size)')
     s.add_argument('--progress', action=argparse.BooleanOptionalAction, default=None,
                    help='progress bar on stderr (default: for inputs over 32 MB)')
     s.set_defaults(func=_cmd_score)

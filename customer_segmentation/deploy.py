@@ -16,26 +16,29 @@ import pyarrow.compute as pc
 from fastcore.basics import patch
 from .data import (CATEGORY_VALUES, CLASSES, FIRST_ROW_LINE, ID_COL, NUMERIC_FEATURES, TARGET, CustomerDataError,
                                         count_list, line_list, load_customers, problem, validate_customers, variants_warning)
-from .scoring.columns import IdSpill, id_hashes
+from .scoring.columns import id_hashes
 from .files import PathError, destination, is_direct, outputs, project_path
 from .scoring.run_summary import KNOWN_COL, ScoreSummary, show_path
 from .scoring.customer_files import (DEFAULT_CHUNK_SIZE, CustomerFile, as_missing, as_text, invalid_rows, iter_csv_chunks,
-                                                  open_customers, parse_features, same_file, typed_frame)
+                                                  open_customers, parse_features, same_file, typed_frame, IdTracker)
 from .scoring.formats import table_writer
 from .scoring.rules import STDIO, JobPaths, RangeCheck, check_parameters, check_paths, input_file, parse_sep, whole_number
 from .artifact import SegmentPredictor, row_normalised
+from .prediction_sets import check_confidence, prediction_sets, set_labels, set_thresholds
 from .scoring.drift import DriftCheck, column_arrays, report_paths, drift_warning, no_profile_warning, verdict, write_drift_report
 from .scoring.engine import ScoringModel, blas_threads, load_scoring_model
 # DEFAULT_CHUNK_SIZE, iter_csv_chunks, ScoringModel and load_scoring_model stay importable from here, as before the split
 
 # %% auto #0
-__all__ = ['PROB_COLS', 'SCORE_COLS', 'REJECT_COL', 'JOB_PARAMETERS', 'check_reserved', 'score_frame', 'load_known',
-           'known_labels', 'IdTracker', 'open_input', 'load_parts', 'ScoringRun', 'ScoredChunk', 'chunk_probabilities',
-           'check_options', 'score_csv']
+__all__ = ['PROB_COLS', 'SCORE_COLS', 'SET_COLS', 'DEFAULT_CONFIDENCE', 'REJECT_COL', 'JOB_PARAMETERS', 'check_reserved',
+           'score_frame', 'load_known', 'known_labels', 'open_input', 'load_parts', 'ScoringRun', 'ScoredChunk',
+           'chunk_probabilities', 'check_options', 'score_csv']
 
 # %% ../nbs/06_deploy.ipynb #5b43f84f
 PROB_COLS = tuple(f'prob_{c}' for c in CLASSES)
 SCORE_COLS = (TARGET, *PROB_COLS)
+SET_COLS = ('Segment_Set', 'Set_Size')  # the prediction set and its size, from a model calibrated for them
+DEFAULT_CONFIDENCE = 0.9  # the prediction sets' confidence unless a run asks for another
 REJECT_COL = 'Reject_Reason'
 
 # %% ../nbs/06_deploy.ipynb #4180a2f8
@@ -66,7 +69,7 @@ def _predict(model, typed:pd.DataFrame)->np.ndarray:
 # %% ../nbs/06_deploy.ipynb #abbd73fb
 def check_reserved(columns, source:str, known:bool=False):
     "Raise if the input already has a column that scoring adds."
-    clash = [c for c in (*SCORE_COLS, *([KNOWN_COL] if known else [])) if c in columns]
+    clash = [c for c in (*SCORE_COLS, *SET_COLS, *([KNOWN_COL] if known else [])) if c in columns]
     if clash:
         raise CustomerDataError(
             f"{source}: already has column(s) {', '.join(clash)}, which scoring adds. Drop or rename them first "
@@ -108,29 +111,6 @@ def known_labels(ids, known:tuple)->pa.Array:
     "The known label of each ID in text column `ids`, null where the ID is not known."
     return pc.take(known[1], pc.index_in(ids, value_set=known[0]))
 
-# %% ../nbs/06_deploy.ipynb #086d8d9b
-class IdTracker:
-    "Missing and duplicate IDs over a stream of chunks; duplicates from 64-bit hashes of the ID texts spilled to temporary files."
-    def __init__(self): self.spill, self.missing, self.missing_lines = None, 0, []
-
-    def add(self, hashes:np.ndarray, lines:np.ndarray, # `columns.id_hashes` of a chunk's IDs, and their file lines
-            missing:np.ndarray|None=None): # True where a row has no ID (its hash is then not recorded)
-        "Record the ID hashes of a chunk and their file line numbers, and the lines of rows without an ID."
-        lines = np.asarray(lines, dtype=np.int64)
-        if missing is not None and missing.any():
-            self.missing += int(missing.sum()); self.missing_lines = (self.missing_lines + lines[missing][:5].tolist())[:5]
-            hashes, lines = hashes[~missing], lines[~missing]
-        self.spill = self.spill or IdSpill()
-        self.spill.add(hashes, lines)
-
-    def report(self, source:str)->list:
-        "The warnings about rows without an ID and about duplicate IDs (none if there are none)."
-        out = [problem('no ID', source=source, n=self.missing, lines=line_list(self.missing_lines, total=self.missing))] if self.missing else []
-        dup = self.spill and self.spill.report()
-        return out + ([problem('duplicate IDs', source=source, n_ids=dup[0], n_rows=dup[1], lines=line_list(dup[3], total=dup[2]))] if dup else [])
-
-    def close(self): self.spill and self.spill.close()
-
 # %% ../nbs/06_deploy.ipynb #449e4c81
 def open_input(paths:JobPaths, sep:str=',', # the delimiter of a CSV input
                source:str|None=None, # the input's name in messages (default: its path)
@@ -157,19 +137,23 @@ class ScoringRun:
     "One scoring run in progress: the model, the known labels, the summary so far, and what the chunks add up to."
     def __init__(self, paths:JobPaths, src:CustomerFile, model, known:tuple|None=None,
                  reject_out_of_range:bool=False, # set aside values outside the training ranges (with a rejects file)?
-                 shown_output:str|None=None): # the output's name in the summary (default: its path)
+                 shown_output:str|None=None, # the output's name in the summary (default: its path)
+                 confidence:float=DEFAULT_CONFIDENCE): # the prediction sets' confidence
         self.paths, self.src, self.model, self.known, self.ranges = paths, src, model, known, RangeCheck.of(model)
+        self.thresholds = set_thresholds(model, confidence)
         self.reject_ranges = self.ranges.ranges if reject_out_of_range else None
         self.summary = ScoreSummary(src.source, shown_output or str(paths.output), dropped_columns=src.dropped,
                                     known_path=str(paths.labeled) if known else None, known_matched=0 if known else None,
-                                    known_agree=0 if known else None, rejects_path=str(paths.rejects) if paths.rejects else None)
+                                    known_agree=0 if known else None, rejects_path=str(paths.rejects) if paths.rejects else None,
+                                    confidence=confidence if self.thresholds is not None else None)
         self.unseen, self.variants, self.ids = {}, {}, IdTracker()
         self.drift = DriftCheck(p) if (p := getattr(model, 'profile', None)) is not None else None
 
     @property
     def output_schema(self)->pa.Schema:
         "The output's columns: the input's as read, the segment and probabilities, and the known labels if there are any."
-        scores = [(TARGET, pa.string()), *[(c, pa.float32()) for c in PROB_COLS], *([(KNOWN_COL, pa.string())] if self.known else [])]
+        sets = [(SET_COLS[0], pa.string()), (SET_COLS[1], pa.int8())] if self.thresholds is not None else []
+        scores = [(TARGET, pa.string()), *[(c, pa.float32()) for c in PROB_COLS], *sets, *([(KNOWN_COL, pa.string())] if self.known else [])]
         return pa.schema([*self.src.schema, *scores])
 
 # %% ../nbs/06_deploy.ipynb #5a5b1e17
@@ -187,6 +171,7 @@ class ScoredChunk:
     drift: dict|None = None  # `drift.feature_arrays` of the rows, when the run checks drift
     known: tuple = (0, 0)  # rows whose ID is known, and of those whose prediction agrees
     rejected: pa.Table|None = None  # the rows set aside, with their reasons
+    sizes: np.ndarray|None = None  # each row's prediction-set size, when the run writes sets
 
 # %% ../nbs/06_deploy.ipynb #a574af63
 @patch
@@ -207,14 +192,18 @@ def chunk_probabilities(model, t:pa.Table, cols:dict)->np.ndarray:
 # %% ../nbs/06_deploy.ipynb #8d4460f4
 @patch
 def add_scores(self:ScoringRun, t:pa.Table, p:np.ndarray)->tuple:
-    "(`t` with the segment, the probabilities `p` and the known labels appended; (known IDs, agreeing predictions))."
+    "(`t` with the segment, the probabilities `p`, the prediction set and the known labels appended; (known IDs, agreeing); set sizes or None)."
     lab = pc.take(pa.array(CLASSES, pa.string()), pa.array(p.argmax(1)))
     t = t.append_column(TARGET, lab)
     for i, c in enumerate(PROB_COLS): t = t.append_column(c, pa.array(p[:, i]))
-    if self.known is None: return t, (0, 0)
+    sizes = None
+    if self.thresholds is not None:
+        text, sizes = set_labels(p, prediction_sets(p, self.thresholds))
+        t = t.append_column(SET_COLS[0], pa.array(text.tolist(), pa.string())).append_column(SET_COLS[1], pa.array(sizes, pa.int8()))
+    if self.known is None: return t, (0, 0), sizes
     k = known_labels(as_text(t[ID_COL]), self.known)
     agree = (int(k.is_valid().to_numpy(zero_copy_only=False).sum()), int(pc.sum(pc.equal(k, lab)).as_py() or 0))
-    return t.append_column(KNOWN_COL, k), agree
+    return t.append_column(KNOWN_COL, k), agree, sizes
 
 # %% ../nbs/06_deploy.ipynb #52562d51
 @patch
@@ -226,10 +215,10 @@ def score_chunk(self:ScoringRun, t:pa.Table, offset:int, # a chunk and the rows 
     if rejects: t, lines, rejected = self.set_aside(t, lines)
     cols, unseen, variants = parse_features(t, self.src.source, offset)
     p = chunk_probabilities(self.model, t, cols)
-    table, known = self.add_scores(t, p)
+    table, known, sizes = self.add_scores(t, p)
     ids = as_missing(t[ID_COL])
     return ScoredChunk(table, lines, p.argmax(1), id_hashes(ids), ids.is_null().to_numpy(zero_copy_only=False), {c: cols[c].rows() for c in NUMERIC_FEATURES},
-                       unseen, variants, column_arrays(cols) if self.drift is not None else None, known, rejected)
+                       unseen, variants, column_arrays(cols) if self.drift is not None else None, known, rejected, sizes)
 
 # %% ../nbs/06_deploy.ipynb #b42e3bba
 @patch
@@ -245,6 +234,9 @@ def merge(self:ScoringRun, c:ScoredChunk, write, # a scored chunk; `write` of th
     s.rows += c.table.num_rows
     for k, n in zip(CLASSES, np.bincount(c.best, minlength=len(CLASSES))): s.segment_counts[k] += int(n)
     if self.known is not None: s.known_matched += c.known[0]; s.known_agree += c.known[1]
+    if c.sizes is not None:
+        for k, n in enumerate(np.bincount(c.sizes, minlength=len(CLASSES) + 1)[1:], 1): s.set_sizes[k] += int(n)
+        for k, n in zip(CLASSES, np.bincount(c.best[c.sizes == 1], minlength=len(CLASSES))): s.single[k] += int(n)
     write(c.table)
 
 # %% ../nbs/06_deploy.ipynb #f8a2669b
@@ -284,6 +276,7 @@ def finish(self:ScoringRun, caught:list, seconds:float)->ScoreSummary:
         s.warnings.append(f"{inp}: dropped the stray index column {s.dropped_columns[0]!r} (a pandas index written by an earlier tool)")
     if self.drift is not None:
         s.drift = self.drift.report()
+        s.note_sets()
         if (w := drift_warning(s.drift, inp)): s.warnings.append(w)
     elif isinstance(self.model, SegmentPredictor): s.warnings.append(no_profile_warning(getattr(self.model, 'model_dir', 'the model folder')))
     s.seconds, s.check = seconds, self.drift
@@ -314,16 +307,18 @@ def score_csv(input_path:str|Path, # customers (ID, the nine features, any other
               drift_figure:bool|None=None, # draw the drift figure: None only when drift is found, True always, False never
               threads:int=2, # chunks scored at once (one per core); 1: one core, every step on the calling thread
               given_up=None, # a callable, checked between chunks: True once the run this is part of has ended, to stop at once
+              confidence:float|None=DEFAULT_CONFIDENCE, # the prediction sets' confidence, 0.5 to 0.99; None: no sets
              )->ScoreSummary:
     "Score the customers in `input_path` into `output_path` chunk by chunk; returns a `ScoreSummary`."
     t0, sep, report = time.time(), parse_sep(sep), report_paths(output_path, drift_report)
     with outputs(), input_file(input_path) as (inp, source):
         paths = check_paths(JobPaths.of(inp, output_path, labeled_path, rejects_path))
         check_options(drift_report, report, reject_out_of_range, rejects_path, chunk_size)
+        if confidence is not None: check_confidence(confidence)
         src = open_input(paths, sep, source)
         src.use_threads = threads > 1
         model, known, caught = load_parts(model, model_dir, paths.labeled)
-        run = ScoringRun(paths, src, model, known, reject_out_of_range, '<stdout>' if str(output_path) == STDIO else str(output_path))
+        run = ScoringRun(paths, src, model, known, reject_out_of_range, '<stdout>' if str(output_path) == STDIO else str(output_path), confidence)
         rejects = table_writer(paths.rejects, pa.schema([*src.schema, (REJECT_COL, pa.string())])) if paths.rejects else nullcontext()
         try:
             with rejects as reject, table_writer(paths.output, run.output_schema) as write, closing(src.chunks(chunk_size, progress)) as chunks:
@@ -336,4 +331,4 @@ def score_csv(input_path:str|Path, # customers (ID, the nine features, any other
 
 # %% ../nbs/06_deploy.ipynb #3bae3a44
 JOB_PARAMETERS = ('input_path', 'output_path', 'model_dir', 'chunk_size', 'labeled_path', 'rejects_path', 'sep', 'reject_out_of_range', 'drift_report',
-                  'drift_figure', 'workers', 'scheduler', 'format')
+                  'drift_figure', 'workers', 'scheduler', 'format', 'confidence')

@@ -23,7 +23,8 @@ from .scoring.customer_files import DEFAULT_CHUNK_SIZE, as_missing, invalid_rows
 from .scoring.formats import table_writer
 from .scoring.rules import input_file, parse_sep
 from .scoring.engine import load_scoring_model
-from .deploy import REJECT_COL, chunk_probabilities
+from .deploy import DEFAULT_CONFIDENCE, REJECT_COL, chunk_probabilities
+from .prediction_sets import CoverageTally, check_confidence, prediction_sets, set_thresholds
 
 # %% auto #0
 __all__ = ['EVALUATION_FILE', 'label_codes', 'bad_labels_error', 'require_labels', 'read_labeled', 'ModelUnderTest', 'Paired',
@@ -83,12 +84,15 @@ class ModelUnderTest:
     trained: tuple|None = None  # (salt, sorted hashes) of its training IDs; None when the model records none
     honest: Tally = field(default_factory=Tally)  # the customers it was not trained on
     in_sample: Tally = field(default_factory=Tally)  # the customers it was trained on
+    thresholds: np.ndarray|None = None  # its prediction sets' thresholds at the run's confidence; None without calibration
+    cover: CoverageTally = field(default_factory=CoverageTally)  # its prediction sets on the customers it was not trained on
 
     @classmethod
-    def load(cls, model_dir, name:str|None=None):
+    def load(cls, model_dir, name:str|None=None, confidence:float=DEFAULT_CONFIDENCE):
         "The model in `model_dir` (default: the shipped one), loaded for scoring, named by its folder."
         d = Path(model_dir) if model_dir else default_model_dir()
-        return cls(name or d.name, d, load_scoring_model(d), read_training_ids(d))
+        m = load_scoring_model(d)
+        return cls(name or d.name, d, m, read_training_ids(d), thresholds=set_thresholds(m, confidence))
 
 # %% ../nbs/09_labels.ipynb #96ef526a
 @patch
@@ -125,6 +129,7 @@ class Evaluation:
     source: str
     models: list
     rejects: bool = False  # set aside rows with an invalid number or label (True), or refuse them
+    confidence: float = DEFAULT_CONFIDENCE  # the prediction sets' confidence, for their coverage
     pairs: dict = field(default_factory=dict)
     counts: dict = field(default_factory=lambda: {'rows': 0, 'unlabeled': 0, 'rejected': 0, 'no_id': 0})
     unlabeled_lines: list = field(default_factory=list)
@@ -163,6 +168,7 @@ def add(self:Evaluation, t:pa.Table, offset:int, # a chunk of the labeled file, 
     seen = [m.trained_on(ids) for m in self.models]
     for m, p, s in zip(self.models, probs, seen):
         m.honest.add(y[keep & ~s], p[keep & ~s]); m.in_sample.add(y[keep & s], p[keep & s])
+        if m.thresholds is not None: m.cover.add(y[keep & ~s], prediction_sets(p[keep & ~s], m.thresholds))
     for (i, j), pair in self.pairs.items():
         r = keep & ~seen[i] & ~seen[j]
         pair.add(y[r], probs[i][r], probs[j][r])
@@ -185,7 +191,8 @@ def notes(self:Evaluation)->list:
 def report(self:Evaluation, seconds:float=0.0)->dict:
     "The evaluation as one JSON-ready document."
     models = [{'name': m.name, 'model_dir': str(m.model_dir), 'created': m.model.metadata.get('created'),
-               'records_training_ids': m.trained is not None, **m.honest.figures(), 'in_sample': m.in_sample.figures()}
+               'records_training_ids': m.trained is not None, **m.honest.figures(), 'in_sample': m.in_sample.figures(),
+               'prediction_sets': {'confidence': self.confidence, **m.cover.figures()} if m.thresholds is not None else None}
               for m in self.models]
     pairs = [p.figures(self.models[i].name, self.models[j].name) for (i, j), p in self.pairs.items()]
     return {'file': self.source, 'evaluated': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'seconds': round(seconds, 2),
@@ -197,8 +204,11 @@ def _model_line(m:dict)->str:
     if not m['rows']: head = f"{m['name']}: no labeled customer it was not trained on"
     else: head = (f"{m['name']}: accuracy {pct(m['accuracy'])} ± {100 * m['accuracy_se']:.1f}, macro F1 {pct(m['macro_f1'])} ± {100 * m['macro_f1_se']:.1f}, "
                   f"log loss {num(m['log_loss'])} ± {num(m['log_loss_se'])} on {count(m['rows'])} customers it was not trained on")
-    k = m['in_sample']['rows']
-    return head + (f"; {count(k)} it was trained on reported apart (in-sample accuracy {pct(m['in_sample']['accuracy'])}, not a fair figure)" if k else '')
+    k, s = m['in_sample']['rows'], m.get('prediction_sets')
+    sets = (f"\n  prediction sets at {s['confidence']:.0%}: coverage {pct(s['coverage'])} ± {100 * s['coverage_se']:.1f} ("
+            + ', '.join(f"{c} {pct(v['coverage'])}" for c, v in s['segments'].items()) + f"), mean size {num(s['mean_size'], 2)}"
+            if s and s['rows'] else '')
+    return head + (f"; {count(k)} it was trained on reported apart (in-sample accuracy {pct(m['in_sample']['accuracy'])}, not a fair figure)" if k else '') + sets
 
 def summary_text(doc:dict)->str:
     "The evaluation's summary for a terminal: the file, each model's honest figures, the verdicts, the notes."
@@ -252,6 +262,7 @@ def evaluate_file(labeled_path:str|Path, # labeled customers (the ID, the nine f
                   sep:str=',', # the delimiter of a CSV input
                   progress:bool|None=None, # progress bar on stderr (None: for files over 32 MB)
                   record:bool=False, # keep each model's figures in its folder (latest_evaluation.json)?
+                  confidence:float=DEFAULT_CONFIDENCE, # the prediction sets' confidence, for their coverage
                  )->dict:
     "Evaluate every model on the labeled customers of `labeled_path`; writes the report and returns it."
     t0, report_path = time.time(), destination(report_path, example='report.json')
@@ -259,10 +270,10 @@ def evaluate_file(labeled_path:str|Path, # labeled customers (the ID, the nine f
     dirs = list(model_dirs or [None])
     with outputs(), input_file(labeled_path) as (inp, source):
         src = open_customers(inp, parse_sep(sep), source); require_labels(src)
-        models = [ModelUnderTest.load(d) for d in dirs]
+        models = [ModelUnderTest.load(d, confidence=check_confidence(confidence)) for d in dirs]
         if len({m.name for m in models}) < len(models):
             for m in models: m.name = str(m.model_dir)
-        run = Evaluation(source, models, rejects=bool(rejects_path))
+        run = Evaluation(source, models, rejects=bool(rejects_path), confidence=confidence)
         schema = pa.schema([*src.schema, (REJECT_COL, pa.string())])
         with (table_writer(rejects_path, schema) if rejects_path else nullcontext()) as reject, closing(src.chunks(chunk_size, progress)) as chunks:
             for t, offset in chunks: run.add(t, offset, reject)
@@ -290,7 +301,7 @@ def model_card(model_dir:str|Path|None=None, # a saved model folder (default: th
                  f"dropout {c.get('dropout')}, seed {c.get('seed')}")
     lines.append(f"Cross-validated ({cv.get('scheme')}): accuracy {pct(cv['accuracy_mean'])} ± {pct(cv['accuracy_std'])}, "
                  f"macro F1 {pct(cv['macro_f1_mean'])}, log loss {num(cv['log_loss_mean'])}" if cv else
-                 "Cross-validated: not measured (`custseg train --cv` measures it)")
+                 "Cross-validated: not measured (trained with --no-cv)")
     if (e := d/EVALUATION_FILE).is_file():
         ev = json.loads(e.read_text(encoding='utf-8'))
         lines.append(f"Latest evaluation ({ev['evaluated']}, {ev['file']}): accuracy {pct(ev['accuracy'])} ± {100 * ev['accuracy_se']:.1f} "

@@ -221,9 +221,14 @@ def combine(results:list, # each partition's `(summary, peak MB)`
         s.rows += p.rows; s.rejected += p.rejected; s.warnings += [w for w in p.warnings if w not in s.warnings]
         s.dropped_columns += [c for c in p.dropped_columns if c not in s.dropped_columns]
         for c in CLASSES: s.segment_counts[c] += p.segment_counts[c]
+        if p.confidence is not None:
+            s.confidence = p.confidence
+            for k in s.set_sizes: s.set_sizes[k] += p.set_sizes[k]
+            for c in CLASSES: s.single[c] += p.single[c]
         if s.known_path: s.known_matched += p.known_matched; s.known_agree += p.known_agree
         if p.check is not None: check = p.check if check is None else check.merge(p.check)
     s.check, s.drift = check, check.report() if check is not None else None
+    s.note_sets()
     if s.drift is not None and (w := drift_warning(s.drift, str(input_path))): s.warnings.append(w)
     return s
 

@@ -235,7 +235,7 @@ def test_7_parquet_in_and_out(tmp_path, model):
     df.to_parquet(tmp_path/'c.parquet', index=False)
     s, _ = score(tmp_path/'c.parquet', tmp_path/'o.parquet', model=model, chunk_size=5)
     t = pq.read_table(tmp_path/'o.parquet')
-    assert t.column_names == [*df.columns, 'Segmentation', *PROB_COLS] and s.rows == 12
+    assert t.column_names == [*df.columns, 'Segmentation', *PROB_COLS, 'Segment_Set', 'Set_Size'] and s.rows == 12
     assert t.schema.field('Segmentation').type == pa.string() and t.schema.field('prob_A').type == pa.float32()
     assert t.schema.field('Age').type == pa.int64()  # the input's columns keep their types
     ref = scores(tmp_path/'ref.csv')

@@ -34,7 +34,7 @@ def test_score_end_to_end(tmp_path):
     assert r.stdout.startswith('Scored 12 rows of') and 'Known customers: 3 of 12 appear in' in r.stdout
     inp, got = pd.read_csv(FIX/'customers.csv', dtype=str), pd.read_csv(out, dtype=str)
     pd.testing.assert_frame_equal(got[inp.columns], inp)
-    assert list(got.columns[len(inp.columns):]) == ['Segmentation', 'prob_A', 'prob_B', 'prob_C', 'prob_D', 'Known_Segmentation']
+    assert list(got.columns[len(inp.columns):]) == ['Segmentation', 'prob_A', 'prob_B', 'prob_C', 'prob_D', 'Segment_Set', 'Set_Size', 'Known_Segmentation']
 
 
 def test_score_user_errors_exit_2_with_one_line(tmp_path):

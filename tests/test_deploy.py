@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from customer_segmentation.data import CLASSES, CustomerDataError, project_path
-from customer_segmentation.deploy import (KNOWN_COL, PROB_COLS, REJECT_COL, SCORE_COLS, ScoringModel, iter_csv_chunks,
+from customer_segmentation.deploy import (KNOWN_COL, PROB_COLS, REJECT_COL, SCORE_COLS, SET_COLS, ScoringModel, iter_csv_chunks,
                                           load_scoring_model, score_csv, score_frame)
 from helpers import score
 
@@ -66,7 +66,7 @@ def test_papermill_scores_input_into_output(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert list(tmp.iterdir()) == []  # the chapter's examples leave no temporary folder behind
     inp, got = read_text_csv(FIX/'customers.csv'), read_text_csv(out)
-    assert list(got.columns) == [*inp.columns, *SCORE_COLS, KNOWN_COL]
+    assert list(got.columns) == [*inp.columns, *SCORE_COLS, *SET_COLS, KNOWN_COL]
     pd.testing.assert_frame_equal(got[inp.columns], inp)
     assert got[KNOWN_COL].tolist() == ['', 'C', '', '', 'C', '', '', '', 'D', '', '', '']
     nb = json.loads((tmp_path/'run.ipynb').read_text())
@@ -116,7 +116,7 @@ def test_parameters_cell_defines_the_job_parameters():
 def test_output_is_input_plus_scores(tmp_path, model):
     s, w = score(FIX/'customers.csv', tmp_path/'o.csv', model=model)
     inp, got = read_text_csv(FIX/'customers.csv'), read_text_csv(tmp_path/'o.csv')
-    assert list(got.columns) == [*inp.columns, 'Segmentation', 'prob_A', 'prob_B', 'prob_C', 'prob_D']
+    assert list(got.columns) == [*inp.columns, 'Segmentation', 'prob_A', 'prob_B', 'prob_C', 'prob_D', 'Segment_Set', 'Set_Size']
     pd.testing.assert_frame_equal(got[inp.columns], inp)  # every input column (Region is extra), unchanged, IDs in order
     p = got[list(PROB_COLS)].astype(float).to_numpy()
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-6)
@@ -267,7 +267,7 @@ def test_rejects_file_takes_invalid_rows(tmp_path, model):
 def test_header_only_gives_empty_output_with_header(tmp_path, model):
     s, w = score(FIX/'header_only.csv', tmp_path/'o.csv', model=model, labeled_path=FIX/'labeled.csv')
     assert (tmp_path/'o.csv').read_text() == (FIX/'header_only.csv').read_text().strip() + \
-        ',Segmentation,prob_A,prob_B,prob_C,prob_D,Known_Segmentation\n'
+        ',Segmentation,prob_A,prob_B,prob_C,prob_D,Segment_Set,Set_Size,Known_Segmentation\n'
     assert (s.rows, s.known_matched, w) == (0, 0, [])
 
 

@@ -45,7 +45,7 @@ def test_modelling_refuses_an_unknown_parameter(tmp_path):
     env = {**os.environ, 'IN_TEST': '', 'TF_CPP_MIN_LOG_LEVEL': '2'}  # the real job, which writes to saved_model/ and results/
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode != 0
-    assert ("ParameterError: unknown parameter(s) 'train_path'; this notebook's parameters are config_overrides, n_repeats, importance_perms."
+    assert ("ParameterError: unknown parameter(s) 'train_path' (did you mean 'train_paths'?); this notebook's parameters are config_overrides, n_repeats, importance_perms, train_paths, model_dir, results_dir."
             in r.stderr), r.stderr[-3000:]
     assert tree_state('saved_model', 'results') == before
     # it stopped at the cell after papermill's injected one: no later cell ran (the full run trains for minutes)

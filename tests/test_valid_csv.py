@@ -70,7 +70,7 @@ def test_a_header_only_file_scores_no_rows_with_or_without_a_final_line_break(tm
     for name, end in [('none.csv', ''), ('lf.csv', '\n'), ('crlf.csv', '\r\n')]:
         (tmp_path/name).write_text(','.join(REQUIRED) + end, newline='')
         s = score_csv(tmp_path/name, tmp_path/f'o_{name}', model=model, drift_report=False)
-        assert s.rows == 0 and read_text(tmp_path/f'o_{name}').columns.tolist() == [*REQUIRED, 'Segmentation', *PROB_COLS], name
+        assert s.rows == 0 and read_text(tmp_path/f'o_{name}').columns.tolist() == [*REQUIRED, 'Segmentation', *PROB_COLS, 'Segment_Set', 'Set_Size'], name
 
 
 def test_a_header_only_file_scores_no_rows_from_the_cli(tmp_path):
@@ -78,7 +78,7 @@ def test_a_header_only_file_scores_no_rows_from_the_cli(tmp_path):
     r = subprocess.run([CUSTSEG, 'score', 'in.csv', '-o', 'o.csv'], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith('Scored 0 rows of in.csv into o.csv')
-    assert (tmp_path/'o.csv').read_text().splitlines() == [','.join([*REQUIRED, 'Segmentation', *PROB_COLS])]
+    assert (tmp_path/'o.csv').read_text().splitlines() == [','.join([*REQUIRED, 'Segmentation', *PROB_COLS, 'Segment_Set', 'Set_Size'])]
 
 
 # --- names with spaces around them, or in another case ---------------------------------------------------------------

@@ -13,6 +13,7 @@ from ..artifact import SCORING_PACKAGES, check_replaceable, read_metadata
 from ..evaluate import cross_validate, cv_folds, leaderboard
 from ..labels import read_labeled
 from ..model import NetConfig, network_learner, save_model, train_segment_model
+from ..prediction_sets import calibrate
 
 # %% auto #0
 __all__ = ['MIN_PER_SEGMENT', 'check_trainable', 'lineage', 'cross_validated', 'train_from_files']
@@ -43,13 +44,14 @@ def lineage(paths:list, frames:list, # the training files, and the customers rea
 # %% ../../nbs/export/09a_retrain.ipynb #55367445
 def cross_validated(df:pd.DataFrame, config:NetConfig, # the labeled customers, and the recipe
                     repeats:int=1, # repeats of stratified 5-fold cross-validation
-                   )->dict:
-    "The recipe's cross-validated figures on `df`, as the model's metadata records them."
+                   )->tuple:
+    "(the recipe's cross-validated figures on `df`, as metadata records them; the prediction-set calibration on its out-of-fold probabilities)."
     y = np.searchsorted(CLASSES, df[TARGET].to_numpy())
     r = cross_validate(network_learner(config), df, y, cv_folds(y, n_splits=5, n_repeats=repeats, seed=42), 'network')
     row = leaderboard([r]).iloc[0].to_dict()
-    return {'cv': {**{k: float(v) for k, v in row.items() if k != 'folds'}, 'folds': 5 * repeats, 'n_repeats': repeats,
-                   'scheme': f'repeated stratified 5-fold, {repeats} repeat(s), seed 42'}}
+    return ({'cv': {**{k: float(v) for k, v in row.items() if k != 'folds'}, 'folds': 5 * repeats, 'n_repeats': repeats,
+                    'scheme': f'repeated stratified 5-fold, {repeats} repeat(s), seed 42'}},
+            calibrate(np.tile(y, repeats), r.oof.reshape(-1, len(CLASSES))))
 
 # %% ../../nbs/export/09a_retrain.ipynb #42f504ea
 def train_from_files(paths:list, # labeled files (CSV, compressed CSV, Parquet), combined in order
@@ -57,7 +59,7 @@ def train_from_files(paths:list, # labeled files (CSV, compressed CSV, Parquet),
                      replace:bool=False, # replace a saved model already there (atomically)
                      parent:str|Path|None=None, # the model this one succeeds, recorded in its lineage
                      config:NetConfig|None=None, # the recipe (default: the shipped one)
-                     cv:int=0, # repeats of 5-fold cross-validation to record (0: none)
+                     cv:int=1, # repeats of 5-fold cross-validation, for the figures and the prediction sets (0: neither)
                     )->Path:
     "Train the recipe on the labeled customers of `paths` and save the model in `model_dir`; returns the folder."
     model_dir, config = Path(model_dir), config or NetConfig()
@@ -68,6 +70,7 @@ def train_from_files(paths:list, # labeled files (CSV, compressed CSV, Parquet),
     frames = [read_labeled(p) for p in paths]
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     check_trainable(df, ', '.join(map(str, paths)))
-    metrics = cross_validated(df, config, cv) if cv else None
+    metrics, sets = cross_validated(df, config, cv) if cv else (None, None)
     model, _ = train_segment_model(df, config, metrics=metrics, data_info=lineage(paths, frames, parent))
+    if sets: model.metadata['prediction_sets'] = sets
     return save_model(model, model_dir)

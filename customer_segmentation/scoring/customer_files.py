@@ -12,15 +12,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from fastcore.basics import patch
-from .columns import Cat, Num, na_values
+from .columns import Cat, IdSpill, Num, id_hashes, na_values
 from ..data import (CATEGORY_VALUES, FEATURES, ID_COL, NA_VALUES, NUMERIC_FEATURES, check_columns, check_numeric,
-                                        data_error, level_variants, numeric_problems, range_problems, required_columns, unseen_values)
+                                        data_error, level_variants, line_list, numeric_problems, problem, range_problems, required_columns,
+                                        unseen_values)
 from .formats import block_size, csv_header, csv_reader, detect_format, parquet_file, read_batches
 
 # %% auto #0
 __all__ = ['DEFAULT_CHUNK_SIZE', 'MAX_BLOCK', 'is_stray_index', 'CustomerFile', 'open_customers', 'rechunk', 'RowTooLong',
            'csv_batches', 'fits', 'next_block', 'iter_csv_chunks', 'progress_bar', 'as_text', 'as_missing',
-           'parse_numeric', 'parse_features', 'typed_frame', 'invalid_rows', 'same_file']
+           'parse_numeric', 'parse_features', 'typed_frame', 'invalid_rows', 'same_file', 'IdTracker']
 
 # %% ../../nbs/scoring/04c_customer_files.ipynb #df14bed6
 def is_stray_index(name:str)->bool:
@@ -251,3 +252,26 @@ def same_file(a:Path, b:Path)->bool:
     if Path(a).resolve() == Path(b).resolve(): return True
     try: return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)
     except OSError: return False
+
+# %% ../../nbs/scoring/04c_customer_files.ipynb #086d8d9b
+class IdTracker:
+    "Missing and duplicate IDs over a stream of chunks; duplicates from 64-bit hashes of the ID texts spilled to temporary files."
+    def __init__(self): self.spill, self.missing, self.missing_lines = None, 0, []
+
+    def add(self, hashes:np.ndarray, lines:np.ndarray, # `columns.id_hashes` of a chunk's IDs, and their file lines
+            missing:np.ndarray|None=None): # True where a row has no ID (its hash is then not recorded)
+        "Record the ID hashes of a chunk and their file line numbers, and the lines of rows without an ID."
+        lines = np.asarray(lines, dtype=np.int64)
+        if missing is not None and missing.any():
+            self.missing += int(missing.sum()); self.missing_lines = (self.missing_lines + lines[missing][:5].tolist())[:5]
+            hashes, lines = hashes[~missing], lines[~missing]
+        self.spill = self.spill or IdSpill()
+        self.spill.add(hashes, lines)
+
+    def report(self, source:str)->list:
+        "The warnings about rows without an ID and about duplicate IDs (none if there are none)."
+        out = [problem('no ID', source=source, n=self.missing, lines=line_list(self.missing_lines, total=self.missing))] if self.missing else []
+        dup = self.spill and self.spill.report()
+        return out + ([problem('duplicate IDs', source=source, n_ids=dup[0], n_rows=dup[1], lines=line_list(dup[3], total=dup[2]))] if dup else [])
+
+    def close(self): self.spill and self.spill.close()

@@ -44,6 +44,9 @@ class ScoreSummary:
     check: object = None  # the run's `drift.DriftCheck`, to combine runs over partitions
     drift_paths: tuple = ()  # where the drift report and its figure were written
     seconds: float = 0.0
+    confidence: float|None = None  # the prediction sets' confidence; None when the run wrote no sets
+    set_sizes: dict = field(default_factory=lambda: {k: 0 for k in range(1, len(CLASSES) + 1)})  # customers per set size
+    single: dict = field(default_factory=lambda: {c: 0 for c in CLASSES})  # single-segment customers, by their segment
 
     def segment_share(self)->dict:
         "Share of the scored rows in each segment."
@@ -57,6 +60,26 @@ def _known_sentence(self:ScoreSummary, show=show_path)->str:
              if self.known_matched else '')
     return f"Known customers: {self.known_matched:,} of {self.rows:,} appear in {show(self.known_path)} (column {KNOWN_COL}){agree}."
 
+# %% ../../nbs/scoring/04i_run_summary.ipynb #07187c24
+@patch
+def _sets_sentences(self:ScoreSummary)->list:
+    "The prediction sets in words: confidence, sizes, single-segment customers, and whether the guarantee holds."
+    if self.confidence is None or not self.rows: return []
+    sizes = ', '.join(f"{k} segment{'' if k == 1 else 's'} {n:,} ({n / self.rows:.1%})" for k, n in self.set_sizes.items() if n)
+    one = sum(self.single.values())
+    out = [f"Prediction sets at {self.confidence:.0%} confidence: {sizes}; single-segment customers: " +
+           (', '.join(f"{c} {n:,}" for c, n in self.single.items() if n) if one else 'none') + "."]
+    if self.drift is not None and self.drift.get('drifted'):
+        out.append("The drift check flags this file, so the sets' guarantee does not hold: its customers are not like the calibration customers.")
+    return out
+
+# %% ../../nbs/scoring/04i_run_summary.ipynb #63792fb5
+@patch
+def note_sets(self:ScoreSummary):
+    "Record in the drift report whether the prediction sets' guarantee holds: not when the customers drifted."
+    if self.drift is not None and self.confidence is not None:
+        self.drift['prediction_sets'] = {'confidence': self.confidence, 'guarantee_holds': not self.drift['drifted']}
+
 # %% ../../nbs/scoring/04i_run_summary.ipynb #794bbcda
 @patch
 def __str__(self:ScoreSummary):
@@ -64,6 +87,7 @@ def __str__(self:ScoreSummary):
     lines = [f"Scored {self.rows:,} row{'' if self.rows == 1 else 's'} of {show(self.input_path)} into {show(self.output_path)} in {self.seconds:.1f} s.",
              "Predicted segments: " + ', '.join(f"{c} {n:,} ({share[c]:.1%})" for c, n in self.segment_counts.items())]
     if self.drift is not None: lines.append(verdict(self.drift) + (f" Report: {show(self.drift_paths[0])}." if self.drift_paths else ''))
+    lines += self._sets_sentences()
     if self.known_path is not None: lines.append(self._known_sentence())
     if self.rejects_path is not None: lines.append(f"Rejected: {self.rejected:,} rows with invalid values, written to {show(self.rejects_path)}.")
     if self.dropped_columns: lines.append(f"Dropped: stray index column {', '.join(map(repr, self.dropped_columns))}.")
@@ -79,6 +103,7 @@ def markdown(self:ScoreSummary)->md:
              md_table([{'': 'customers', **{c: count(n) for c, n in self.segment_counts.items()}},
                        {'': 'share', **{c: pct(share[c]) for c in self.segment_counts}}])]
     if self.drift is not None: parts.append(verdict(self.drift) + (f" Report: {show(self.drift_paths[0])}." if self.drift_paths else ''))
+    parts += self._sets_sentences()
     if self.known_path is not None: parts.append(self._known_sentence(show).replace(KNOWN_COL, f'`{KNOWN_COL}`'))
     if self.rejects_path is not None: parts.append(f"Rejected: {count(self.rejected)} rows with invalid values, written to {show(self.rejects_path)}.")
     warns = [w.replace(root, '') for w in self.warnings]  # the project's own paths, relative
