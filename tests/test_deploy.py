@@ -144,6 +144,7 @@ def test_scores_match_score_frame_and_the_model(tmp_path, model):
     framed = score_frame(pd.read_csv(FIX/'customers.csv', dtype=str), model)
     np.testing.assert_allclose(got[list(PROB_COLS)].astype(float).to_numpy(), framed[list(PROB_COLS)].to_numpy(), atol=1e-6)
     assert got['Segmentation'].tolist() == framed['Segmentation'].tolist()
+    assert got['Segment_Set'].tolist() == framed['Segment_Set'].tolist()  # the same sets, from a file or a frame
 
 
 def test_nothing_is_fitted_on_the_input(tmp_path, model):
