@@ -12,7 +12,8 @@ The goals, each against the pandas process `python -c "import pandas as pd; pd.r
  3. peak memory under 400 MB at 10^6 rows, and flat as the input grows: the peak at 10^7 rows at most 1.25x the peak at
     10^6 (1.25 is this script's reading of "flat"; the issue gives no figure);
  5. (issue #22) the prediction sets add at most 5% to the 10^6-row time: `custseg score` against `custseg score --no-sets` on the
-    same file, paired rounds (the 'sets' case; `--skip-sets` to leave it out);
+    same file, judged by the median of the round-by-round ratios, which a machine whose speed drifts moves less than the ratio
+    of medians (the 'sets' case; `--skip-sets` to leave it out);
  4. the scores within 1e-6 of the training-time pipeline on every row of train.csv, new_customers.csv and the test
     fixtures the reference accepts (bench/agreement.py; it runs last, in a child process, so that importing TensorFlow
     touches no timing; `--skip-agreement` to leave it out).
@@ -158,7 +159,8 @@ def measure(case:str, inp:Path, rows:int, rounds:int)->dict:
               f"custseg {got['custseg'][0][-1]:.2f} s {got['custseg'][1][-1]:.0f} MB", flush=True)
     r = {'case': case, 'rows': rows, 'bytes': inp.stat().st_size, 'rounds': rounds, 'input': str(inp.relative_to(ROOT)),
          'load1_before': load, 'baseline': base, 'pandas': summary(*got[base]), 'custseg': summary(*got['custseg'])}
-    return {**r, 'ratio': r['custseg']['median'] / r['pandas']['median'], 'rows_per_s': rows / r['custseg']['median']}
+    paired = statistics.median(a / b for a, b in zip(got['custseg'][0], got[base][0]))  # round by round: robust to a machine whose speed drifts
+    return {**r, 'ratio': r['custseg']['median'] / r['pandas']['median'], 'ratio_paired': paired, 'rows_per_s': rows / r['custseg']['median']}
 
 
 # --- the run ------------------------------------------------------------------------------------------------------
@@ -210,7 +212,7 @@ def goals(cases:list, agreement:dict|None)->dict:
          'peak_mb_1e6': goal(peak['1e6'], PEAK_LIMIT_MB, lt),
          'peak_growth_1e7': goal(peak['1e7'] / peak['1e6'] if None not in peak.values() else None, GROWTH_LIMIT, le),
          'agreement_max_diff': goal(agreement and agreement['worst'], AGREEMENT_LIMIT, le),
-         'sets_overhead_1e6': goal(by['sets']['ratio'] if 'sets' in by else None, SETS_LIMIT, le)}
+         'sets_overhead_1e6': goal(by['sets']['ratio_paired'] if 'sets' in by else None, SETS_LIMIT, le)}
     if agreement:  # a file only one side refuses fails the goal whatever the differences
         g['agreement_max_diff'].update(met=agreement['met'], disagreements=agreement['disagreements'])
     return g
@@ -230,7 +232,7 @@ def table(res:dict)->str:
         p, s = c['pandas'], c['custseg']
         if c['case'] == 'cold': speed, mem, met = '≤ 1.5x', '-', [g['cold_ratio']['met']]
         elif c['case'] == '1e6': speed, mem, met = '≤ 1.5x', f"< {PEAK_LIMIT_MB} MB", [g['ratio_1e6']['met'], g['peak_mb_1e6']['met']]
-        elif c['case'] == 'sets': speed, mem, met = f'≤ {SETS_LIMIT}x of --no-sets', '-', [g['sets_overhead_1e6']['met']]
+        elif c['case'] == 'sets': speed, mem, met = f"≤ {SETS_LIMIT}x of --no-sets (paired: {c['ratio_paired']:.2f}x)", '-', [g['sets_overhead_1e6']['met']]
         else:
             v = g['peak_growth_1e7']['value']
             speed, mem, met = '-', f"growth {'-' if v is None else f'{v:.2f}x'} (≤ {GROWTH_LIMIT}x)", [g['peak_growth_1e7']['met']]

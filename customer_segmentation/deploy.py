@@ -24,7 +24,7 @@ from .scoring.customer_files import (DEFAULT_CHUNK_SIZE, CustomerFile, as_missin
 from .scoring.formats import table_writer
 from .scoring.rules import STDIO, JobPaths, RangeCheck, check_parameters, check_paths, input_file, parse_sep, whole_number
 from .artifact import SegmentPredictor, row_normalised
-from .prediction_sets import check_confidence, prediction_sets, set_labels, set_thresholds
+from .prediction_sets import check_confidence, prediction_sets, set_codes, set_labels, set_texts, set_thresholds
 from .scoring.drift import DriftCheck, column_arrays, report_paths, drift_warning, no_profile_warning, verdict, write_drift_report
 from .scoring.engine import ScoringModel, blas_threads, load_scoring_model
 # DEFAULT_CHUNK_SIZE, iter_csv_chunks, ScoringModel and load_scoring_model stay importable from here, as before the split
@@ -201,8 +201,9 @@ def add_scores(self:ScoringRun, t:pa.Table, p:np.ndarray)->tuple:
     for i, c in enumerate(PROB_COLS): t = t.append_column(c, pa.array(p[:, i]))
     sizes = None
     if self.thresholds is not None:
-        text, sizes = set_labels(p, prediction_sets(p, self.thresholds))
-        t = t.append_column(SET_COLS[0], pa.array(text.tolist(), pa.string())).append_column(SET_COLS[1], pa.array(sizes, pa.int8()))
+        code, sizes = set_codes(p, prediction_sets(p, self.thresholds))  # the texts from a table of every set: no Python work per row
+        sets = pa.DictionaryArray.from_arrays(pa.array(code, pa.int32()), pa.array(set_texts(), pa.string())).dictionary_decode()
+        t = t.append_column(SET_COLS[0], sets).append_column(SET_COLS[1], pa.array(sizes, pa.int8()))
     if self.known is None: return t, (0, 0), sizes
     k = known_labels(as_text(t[ID_COL]), self.known)
     agree = (int(k.is_valid().to_numpy(zero_copy_only=False).sum()), int(pc.sum(pc.equal(k, lab)).as_py() or 0))

@@ -11,7 +11,7 @@ from .data import CLASSES, CustomerDataError
 
 # %% auto #0
 __all__ = ['LEVELS', 'score_quantile', 'calibrate', 'thresholds_at', 'check_confidence', 'set_thresholds', 'prediction_sets',
-           'set_labels', 'CoverageTally', 'coverage', 'fold_coverage', 'baseline_sets']
+           'set_codes', 'set_texts', 'set_labels', 'CoverageTally', 'coverage', 'fold_coverage', 'baseline_sets']
 
 # %% ../nbs/foundations/01d_prediction_sets.ipynb #06a0d7b9
 LEVELS = tuple(round(0.5 + i / 100, 2) for i in range(50))  # the confidence levels a model is calibrated at: 0.50, 0.51, ..., 0.99
@@ -71,16 +71,27 @@ def prediction_sets(p:np.ndarray, # probabilities (n, segments)
     m[np.arange(len(p)), p.argmax(1)] |= ~m.any(1)
     return m
 
-# %% ../nbs/foundations/01d_prediction_sets.ipynb #369f4cf9
-def set_labels(p:np.ndarray, member:np.ndarray, # probabilities, and membership from `prediction_sets`
-               classes:tuple=CLASSES)->tuple:
+# %% ../nbs/foundations/01d_prediction_sets.ipynb #29663899
+def set_codes(p:np.ndarray, member:np.ndarray, # probabilities, and membership from `prediction_sets`
+             )->tuple:
+    "(each row's set as one code, its segments in order of probability; each set's size): `set_texts()[code]` is the set as text."
+    p, k = np.asarray(p), member.shape[1]
+    rank = np.zeros(p.shape, np.int8)  # each segment's place in its row, most probable first; of two equal, the earlier segment first
+    for j in range(k):
+        for i in range(k):
+            if i != j: rank[:, j] += (p[:, i] > p[:, j]) if i > j else (p[:, i] >= p[:, j])
+    place = (k + 1) ** np.arange(k - 1, -1, -1)  # a digit's value at each place of the code
+    return (member * (np.arange(1, k + 1) * place[rank])).sum(1), member.sum(1)
+
+def set_texts(classes:tuple=CLASSES)->list:
+    "The text of every set code of `set_codes`: its segments, most probable first, e.g. 'A|D' (a few hundred codes for four segments)."
+    base, k = len(classes) + 1, len(classes)
+    return ['|'.join(classes[d - 1] for d in ((u // base ** i) % base for i in range(k - 1, -1, -1)) if d) for u in range(base ** k)]
+
+def set_labels(p:np.ndarray, member:np.ndarray, classes:tuple=CLASSES)->tuple:
     "(each set as text, most probable segment first, e.g. 'A|D'; each set's size)."
-    order = np.argsort(-np.asarray(p), axis=1, kind='stable')
-    inset, base = np.take_along_axis(member, order, 1), len(classes) + 1
-    code = ((order + 1) * inset) @ (base ** np.arange(len(classes))[::-1])  # the ordered set as one number: few distinct values
-    uniq, inv = np.unique(code, return_inverse=True)
-    def text(u): return '|'.join(classes[d - 1] for d in ((u // base ** i) % base for i in range(len(classes) - 1, -1, -1)) if d)
-    return np.array([text(int(u)) for u in uniq], dtype=object)[inv.ravel()], member.sum(1)
+    code, size = set_codes(p, member)
+    return np.array(set_texts(classes), dtype=object)[code], size
 
 # %% ../nbs/foundations/01d_prediction_sets.ipynb #b54869b5
 class CoverageTally:
