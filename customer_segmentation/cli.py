@@ -60,6 +60,12 @@ def is_stdout(path)->bool:
     except (OSError, ValueError, io.UnsupportedOperation): return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
+# %% ../nbs/10_cli.ipynb #a1f14034
+def _warned(caught:list):
+    "Print each user warning of `caught` on standard error, one line each."
+    for w in caught:
+        if issubclass(w.category, UserWarning): print(f"custseg: warning: {w.message}", file=sys.stderr)
+
 # %% ../nbs/10_cli.ipynb #051cb6c4
 def _cmd_score(args)->int:
     "`custseg score`: score a file or a folder of partitions, warnings on stderr, the summary on stdout (stderr when the output is stdout)."
@@ -77,18 +83,11 @@ def _cmd_score(args)->int:
             elif any(cluster.values()): raise CustomerDataError(f"{args.input}: --workers, --scheduler and --format are for a folder or "
                                                                 "glob of partitions; give one, or leave them out for a single file.")
             else: s = score_csv(args.input, args.output, progress=args.progress, **opts)
-        finally:
-            for w in caught:
-                if issubclass(w.category, UserWarning): print(f"custseg: warning: {w.message}", file=sys.stderr)
+        finally: _warned(caught)
     print(s, file=sys.stderr if is_stdout(args.output) else sys.stdout)
     return 0
 
 # %% ../nbs/10_cli.ipynb #ca68f835
-def _warned(caught:list):
-    "Print each user warning of `caught` on standard error, one line each."
-    for w in caught:
-        if issubclass(w.category, UserWarning): print(f"custseg: warning: {w.message}", file=sys.stderr)
-
 def _cmd_evaluate(args)->int:
     "`custseg evaluate`: judge the models on a labeled file; the report and its figure written, a short summary printed."
     skip_pandas_probe()

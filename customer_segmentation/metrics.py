@@ -10,8 +10,8 @@ from fastcore.basics import patch
 from .data import CLASSES
 
 # %% auto #0
-__all__ = ['GROUPS', 'CAL_BINS', 'EPS', 'mean_se', 'difference', 'paired_difference', 'comparison_verdict', 'row_log_loss',
-           'Tally', 'merge_tally', 'chi2_sf', 'normal_cdf']
+__all__ = ['GROUPS', 'CAL_BINS', 'EPS', 'mean_se', 'share_se', 'difference', 'paired_difference', 'comparison_verdict',
+           'row_log_loss', 'Tally', 'merge_tally', 'chi2_sf', 'normal_cdf']
 
 # %% ../nbs/foundations/01c_metrics.ipynb #6e3915a3
 def mean_se(total:float, # the sum of a quantity over units (customers, or folds)
@@ -22,6 +22,14 @@ def mean_se(total:float, # the sum of a quantity over units (customers, or folds
     if n < 2: return (total / n if n else float('nan')), float('nan')
     m = total / n
     return float(m), float(np.sqrt(max(total_sq - n * m * m, 0.0) / (n - 1) / n))
+
+# %% ../nbs/foundations/01c_metrics.ipynb #daa5e78a
+def share_se(k:float, # successes (customers right, or covered)
+             n:float, # trials
+            )->tuple:
+    "(share, its binomial standard error) of `k` successes in `n` trials; NaN for none."
+    if not n: return float('nan'), float('nan')
+    return float(k / n), float(np.sqrt(k / n * (1 - k / n) / n))
 
 # %% ../nbs/foundations/01c_metrics.ipynb #9ee40300
 def difference(total:float, total_sq:float, # the sum of per-unit differences (b minus a) and the sum of their squares
@@ -109,7 +117,7 @@ def figures(self:Tally)->dict:
     prec, rec, _ = _f1s(c)
     pr_se = _jackknife_se(lambda m: np.array(_f1s(m)[:2]), self.conf)
     bins = [{'bin': i, 'rows': int(r), 'confidence': float(s / r), 'accuracy': float(h / r)} for i, (r, s, h) in enumerate(self.cal) if r]
-    return {'rows': int(n), 'accuracy': acc, 'accuracy_se': float(np.sqrt(acc * (1 - acc) / n)),
+    return {'rows': int(n), 'accuracy': acc, 'accuracy_se': share_se(np.trace(c), n)[1],
             'macro_f1': macro(c), 'macro_f1_se': float(_jackknife_se(macro, self.conf)), 'log_loss': ll, 'log_loss_se': ll_se,
             'segments': {k: {'precision': float(prec[i]), 'precision_se': float(pr_se[0][i]), 'recall': float(rec[i]),
                              'recall_se': float(pr_se[1][i]), 'support': int(c[i].sum())} for i, k in enumerate(CLASSES[:len(c)])},

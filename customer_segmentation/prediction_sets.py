@@ -8,6 +8,7 @@ import math
 import numpy as np
 from fastcore.basics import patch
 from .data import CLASSES, CustomerDataError
+from .metrics import share_se
 
 # %% auto #0
 __all__ = ['LEVELS', 'score_quantile', 'calibrate', 'thresholds_at', 'check_confidence', 'set_thresholds', 'prediction_sets',
@@ -109,17 +110,12 @@ class CoverageTally:
         return self
 
 # %% ../nbs/foundations/01d_prediction_sets.ipynb #ff2cb8bc
-def _share_se(k:float, n:float)->tuple:
-    "(share, standard error) of `k` successes in `n` trials; NaN for none."
-    if not n: return float('nan'), float('nan')
-    return float(k / n), float(np.sqrt(k / n * (1 - k / n) / n))
-
 @patch
 def figures(self:CoverageTally, classes:tuple=CLASSES)->dict:
     "Coverage overall and per segment with standard errors, the mean set size, the set-size counts, and the single-segment sets."
     n = self.rows.sum()
-    cov, se = _share_se(self.hits.sum(), n)
-    seg = {c: dict(zip(('coverage', 'coverage_se'), _share_se(self.hits[k], self.rows[k])), rows=int(self.rows[k])) for k, c in enumerate(classes)}
+    cov, se = share_se(self.hits.sum(), n)
+    seg = {c: dict(zip(('coverage', 'coverage_se'), share_se(self.hits[k], self.rows[k])), rows=int(self.rows[k])) for k, c in enumerate(classes)}
     one = self.sizes[1]
     return {'rows': int(n), 'coverage': cov, 'coverage_se': se, 'segments': seg,
             'mean_size': float((np.arange(len(self.sizes)) * self.sizes).sum() / n) if n else float('nan'),
