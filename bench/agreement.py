@@ -167,8 +167,8 @@ def main(argv=None)->int:
     res = run_agreement(a.sample)
     print(report(res))
     if a.json:
-        from customer_segmentation.files import atomic_write
-        with atomic_write(a.json) as f: f.write(json.dumps(res, indent=1) + '\n')
+        from customer_segmentation.files import write_json
+        write_json(res, a.json)
         print(f'written: {a.json}')
     return 0 if res['met'] else 1
 

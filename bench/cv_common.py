@@ -38,7 +38,7 @@ def training_data()->tuple:
 
 
 def write_json(path, doc:dict):
-    "Write `doc` as JSON to `path` atomically (`files.atomic_write`: nothing is left behind on failure) and say so."
-    from customer_segmentation.files import atomic_write
-    with atomic_write(path) as f: f.write(json.dumps(doc, indent=1) + '\n')
+    "Write `doc` as strict JSON to `path` atomically (`files.write_json`: nothing is left behind on failure) and say so."
+    from customer_segmentation.files import write_json
+    write_json(doc, path)
     print(f'written: {path}')

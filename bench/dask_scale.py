@@ -86,8 +86,8 @@ def main(argv=None):
     for r in runs:
         print(f"| {r['workers']} | {r['seconds']:.1f} | {r['rows_per_s']:,.0f} | {r['efficiency']:.2f} | "
               f"{', '.join(f'{m:.0f}' for m in r['worker_peak_mb'])} ({', '.join(f'{m:.0f}' for m in r['worker_start_mb'])}) |")
-    from customer_segmentation.files import atomic_write
-    with atomic_write(a.out) as f: json.dump(res, f, indent=1)
+    from customer_segmentation.files import write_json
+    write_json(res, a.out)
     print(f'written: {a.out}')
 
 

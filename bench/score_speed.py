@@ -298,8 +298,8 @@ def main(argv=None):
         print(agreement_module().report(res['agreement']))
     res['goals'] = goals(res['cases'], res['agreement'])
     print(f"load average after the timings {', '.join(f'{x:.2f}' for x in res['machine']['load_after'])}\n\n{table(res)}")
-    from customer_segmentation.files import atomic_write
-    with atomic_write(a.out) as f: f.write(json.dumps(res, indent=1) + '\n')
+    from customer_segmentation.files import write_json
+    write_json(res, a.out)
     print(f'\nwritten: {a.out}')
 
 

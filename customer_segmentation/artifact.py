@@ -4,18 +4,19 @@
 
 # %% ../nbs/foundations/01b_artifact.ipynb #ac6eac8f
 from __future__ import annotations
-import json, platform, re, warnings
+import json, os, platform, re, warnings
 from importlib.metadata import PackageNotFoundError, version as _pkg_version
 from pathlib import Path
 import numpy as np
 from .data import CLASSES, schema
-from .files import PathError
+from .files import PART, PathError
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MODEL_FILES', 'VERSION_PACKAGES', 'METADATA_FIELDS', 'RETRAIN', 'SCORING_PACKAGES',
-           'VERSION_MUST_MATCH', 'TRAINING_IDS_FILE', 'ModelLoadError', 'ModelVersionWarning', 'package_versions',
-           'default_model_dir', 'check_versions', 'read_metadata', 'write_training_ids', 'read_training_ids',
-           'check_replaceable', 'row_normalised', 'SegmentPredictor']
+           'VERSION_MUST_MATCH', 'TRAINING_IDS_FILE', 'PROFILE_FILE', 'EVALUATION_FILE', 'OWN_FILES', 'ModelLoadError',
+           'ModelVersionWarning', 'package_versions', 'default_model_dir', 'model_folder_of', 'is_model_folder',
+           'check_versions', 'read_metadata', 'write_training_ids', 'read_training_ids', 'foreign_files',
+           'model_folder_above', 'check_replaceable', 'row_normalised', 'SegmentPredictor']
 
 # %% ../nbs/foundations/01b_artifact.ipynb #60bab245
 FORMAT_VERSION = 2  # layout of the saved-model folder; bump it when the files or metadata fields change meaning
@@ -51,6 +52,19 @@ def default_model_dir()->Path:
         if (d/'metadata.json').is_file(): return d
     raise ModelLoadError(f"no saved model found: looked in {pkg/'saved_model'} (the installed package) and {pkg.parent/'saved_model'} "
                          "(the checkout). Give the model folder with --model-dir DIR (model_dir=... in Python), or reinstall the package.")
+
+# %% ../nbs/foundations/01b_artifact.ipynb #801c60a5
+def model_folder_of(model_dir=None, # the folder given, if any
+                    model=None, # an already loaded model, if any
+                   )->Path|None:
+    "The folder a run reads its model from: as given, the loaded model's, or the shipped one (None if none)."
+    if (d := model_dir or getattr(model, 'model_dir', None)): return Path(d)
+    try: return default_model_dir()
+    except ModelLoadError: return None
+
+def is_model_folder(d)->bool:
+    "Does folder `d` hold a saved model (its metadata.json), to be protected from a run's outputs?"
+    return d is not None and (Path(d)/'metadata.json').is_file()
 
 # %% ../nbs/foundations/01b_artifact.ipynb #fcfaa304
 VERSION_MUST_MATCH = {'scikit-learn': 2, 'skops': 2}  # leading version parts that must agree; 1 (major) for the others
@@ -137,13 +151,36 @@ def read_training_ids(model_dir:str|Path, # a saved model folder
         raise ModelLoadError(f"{p}: not a training-ID file of this format (a salt and sorted distinct uint64 hashes). {RETRAIN}")
     return int(salt[0]), h
 
+# %% ../nbs/foundations/01b_artifact.ipynb #986decd1
+PROFILE_FILE = 'training_profile.json'  # the training customers' profile, which the drift check compares with
+EVALUATION_FILE = 'latest_evaluation.json'  # the figures of the model's latest evaluation, for its card
+OWN_FILES = (*MODEL_FILES, TRAINING_IDS_FILE, PROFILE_FILE, EVALUATION_FILE)  # all that a model folder may hold
+
+def foreign_files(model_dir:str|Path)->list:
+    "The names in `model_dir` that are not a saved model's own files (a run's hidden temporary files aside)."
+    own = lambda n: n in OWN_FILES or (n.startswith('.') and PART in n)
+    return sorted(p.name for p in Path(model_dir).iterdir() if not own(p.name))
+
+def model_folder_above(path:str|Path)->Path|None:
+    "The saved-model folder that `path` lies in (links followed), if any."
+    return next((d for d in Path(os.path.realpath(path)).parents if (d/'metadata.json').is_file()), None)
+
 # %% ../nbs/foundations/01b_artifact.ipynb #c0324ddf
 def check_replaceable(model_dir:str|Path, # where a model is to be saved
                      ):
-    "Refuse a folder that holds files but no saved model: saving replaces the whole folder, and that one is the user's."
-    model_dir = Path(model_dir)
-    if model_dir.is_dir() and any(model_dir.iterdir()) and not (model_dir/'metadata.json').is_file():
-        raise PathError(f"{model_dir}: is a folder that holds no saved model, and saving a model replaces the whole folder; give a new or empty folder.")
+    "Refuse a folder whose replacement would delete the user's files, or that lies in another model's folder."
+    real = Path(os.path.realpath(model_dir))
+    if (up := model_folder_above(real)):
+        raise PathError(f"{model_dir}: is inside the model folder {up}; a model is never saved inside another. "
+                        f"Give a folder of its own, e.g. {up.parent/real.name}.")
+    if not real.is_dir() or not any(real.iterdir()): return
+    if not (real/'metadata.json').is_file():
+        raise PathError(f"{model_dir}: is a folder that holds no saved model, and saving a model replaces the whole "
+                        "folder; give a new or empty folder.")
+    if (mine := foreign_files(real)):
+        names = ', '.join(mine[:5]) + (f' and {len(mine) - 5} more' if len(mine) > 5 else '')
+        raise PathError(f"{model_dir}: holds {names} besides its saved model, and replacing the model would delete "
+                        "them. Move them out of the folder, or save the model in another one.")
 
 # %% ../nbs/foundations/01b_artifact.ipynb #7b64c4cb
 def row_normalised(p, # scores (n, classes), non-negative

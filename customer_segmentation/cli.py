@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 import customer_segmentation
 from .data import CustomerDataError
-from .files import PathError
+from .files import STOP_SIGNALS, PathError, written
 from .fetch import fetch_data
 
 # %% auto #0
-__all__ = ['TRAINING_LIBRARIES', 'STOP_SIGNALS', 'skip_pandas_probe', 'is_stdout', 'build_parser', 'Interrupted', 'interruptible',
+__all__ = ['TRAINING_LIBRARIES', 'skip_pandas_probe', 'is_stdout', 'build_parser', 'Interrupted', 'stopped_line', 'interruptible',
            'main']
 
 # %% ../nbs/10_cli.ipynb #e0bb61c7
@@ -89,15 +89,19 @@ def _cmd_score(args)->int:
 
 # %% ../nbs/10_cli.ipynb #ca68f835
 def _cmd_evaluate(args)->int:
-    "`custseg evaluate`: judge the models on a labeled file; the report and its figure written, a short summary printed."
+    "`custseg evaluate`: judge the models on a labeled file; the report and its figure written, a summary printed."
     skip_pandas_probe()
-    from customer_segmentation.labels import DEFAULT_CHUNK_SIZE, evaluate_file, summary_text
+    from customer_segmentation.labels import DEFAULT_CHUNK_SIZE, evaluate_file, figure_path, summary_text
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
-        try: doc = evaluate_file(args.input, args.output, args.model_dir, args.chunk_size or DEFAULT_CHUNK_SIZE, args.rejects, args.sep,
-                                 args.progress, record=not args.no_record, confidence=args.confidence)
+        try: doc = evaluate_file(args.input, args.output, args.model_dir, args.chunk_size or DEFAULT_CHUNK_SIZE,
+                                 args.rejects, args.sep, args.progress, record=not args.no_record,
+                                 confidence=args.confidence, figure=args.figure)
         finally: _warned(caught)
-    print(summary_text(doc) + f"\nReport: {args.output} (reliability figure {Path(args.output).with_suffix('.png')})")
+    fig = figure_path(args.output, args.figure)
+    where = ('Report: standard output' if str(args.output) == '-' else f'Report: {args.output}') + (
+        f' (reliability figure {fig})' if fig else ' (no reliability figure: give --figure FILE.png for one)')
+    print(summary_text(doc) + '\n' + where, file=sys.stderr if is_stdout(args.output) else sys.stdout)
     return 0
 
 # %% ../nbs/10_cli.ipynb #8756789c
@@ -108,49 +112,73 @@ def _cmd_train(args)->int:
     missing = [m for m in TRAINING_LIBRARIES if importlib.util.find_spec(m) is None]
     if missing: raise PathError(f"custseg train needs the training libraries ({', '.join(missing)} missing): "
                                 "pip install 'customer_segmentation[train]'")
-    if '-' in map(str, args.inputs): raise PathError("custseg train reads labeled files, not standard input: give their paths")
+    if '-' in map(str, args.inputs): raise PathError("custseg train reads labeled files, not standard input: "
+                                                     "give their paths")
     from customer_segmentation.export.retrain import train_from_files
-    from customer_segmentation.labels import model_card
-    t0 = time.time()
+    from customer_segmentation.model_card import model_card
+    t0, had = time.time(), Path(args.output, 'metadata.json').is_file()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         try: d = train_from_files(args.inputs, args.output, replace=args.replace, parent=args.parent, cv=args.cv)
+        except KeyboardInterrupt as e:
+            if had and not written(): e.kept = f"{args.output} keeps its previous model"
+            raise
         finally: _warned(caught)
     print(f"Trained in {time.time() - t0:.0f} s and saved: {args.output}\n" + model_card(d))
     return 0
 
 def _cmd_info(args)->int:
     "`custseg info`: the model card of a saved model."
-    from customer_segmentation.labels import model_card
+    from customer_segmentation.model_card import model_card
     print(model_card(args.model_dir))
     return 0
 
 # %% ../nbs/10_cli.ipynb #b359d1ef
+def _add_evaluate(sub):
+    "The `evaluate` sub-command on subparsers `sub`."
+    e = sub.add_parser('evaluate', help='judge and compare models on labeled customers of your own',
+                       description='Judge the model (or compare several) on LABELED: accuracy, macro F1, log loss '
+                       'with standard errors, per-segment precision and recall, the confusion matrix and calibration, '
+                       'written to REPORT with a reliability figure beside it. Customers a model was trained on are '
+                       'reported apart. No output may be an input, another output, or inside a model folder.')
+    e.add_argument('input', metavar='LABELED', help='labeled customers (ID, the nine features, Segmentation); '
+                   'CSV, compressed CSV or Parquet; - for standard input')
+    e.add_argument('-o', '--output', metavar='REPORT', required=True, help='the report to write (JSON); '
+                   '- for standard output (the summary then goes to stderr)')
+    e.add_argument('--figure', metavar='PNG', help='where the reliability figure goes '
+                   '(default: beside REPORT as REPORT.png; none when REPORT is -)')
+    e.add_argument('--model-dir', metavar='DIR', action='append', help='a model to judge; give it twice or more '
+                   'to compare models on the same customers (default: the shipped model)')
+    e.add_argument('--rejects', metavar='FILE', help='write rows with an invalid number or label, or a repeated ID, '
+                   'here, with Reject_Reason, instead of stopping')
+    e.add_argument('--sep', metavar='CHAR', type=_delimiter, default=',', help="the input's delimiter (default: ',')")
+    e.add_argument('--chunk-size', metavar='N', type=_positive_int, help='rows read at a time; bounds memory '
+                   '(default: 65536)')
+    e.add_argument('--no-record', action='store_true', help="do not keep the figures in the model folders "
+                   "(for custseg info)")
+    e.add_argument('--confidence', metavar='C', type=float, default=0.9, help='the confidence of the prediction '
+                   'sets whose coverage is reported (default: 0.9)')
+    e.add_argument('--progress', action=argparse.BooleanOptionalAction, default=None,
+                   help='progress bar on stderr (default: for inputs over 32 MB)')
+    e.set_defaults(func=_cmd_evaluate)
+
 def _add_labels(sub):
     "The `evaluate`, `train` and `info` sub-commands on subparsers `sub`."
-    e = sub.add_parser('evaluate', help='judge and compare models on labeled customers of your own',
-                       description='Judge the model (or compare several) on LABELED: accuracy, macro F1, log loss with standard errors, '
-                                   'per-segment precision and recall, the confusion matrix and calibration, written to REPORT with a '
-                                   'reliability figure beside it. Customers a model was trained on are reported apart.')
-    e.add_argument('input', metavar='LABELED', help='labeled customers (ID, the nine features, Segmentation); CSV, compressed CSV or Parquet; - for standard input')
-    e.add_argument('-o', '--output', metavar='REPORT', required=True, help='the report to write (JSON), its figure beside it as REPORT.png')
-    e.add_argument('--model-dir', metavar='DIR', action='append', help='a model to judge; give it twice or more to compare models on the same customers (default: the shipped model)')
-    e.add_argument('--rejects', metavar='FILE', help='write rows with an invalid number or label here, with Reject_Reason, instead of stopping')
-    e.add_argument('--sep', metavar='CHAR', type=_delimiter, default=',', help="the input's delimiter (default: ',')")
-    e.add_argument('--chunk-size', metavar='N', type=_positive_int, help='rows read at a time; bounds memory (default: 65536)')
-    e.add_argument('--no-record', action='store_true', help="do not keep the figures in the model folders (for custseg info)")
-    e.add_argument('--confidence', metavar='C', type=float, default=0.9, help='the confidence of the prediction sets whose coverage is reported (default: 0.9)')
-    e.add_argument('--progress', action=argparse.BooleanOptionalAction, default=None, help='progress bar on stderr (default: for inputs over 32 MB)')
-    e.set_defaults(func=_cmd_evaluate)
+    _add_evaluate(sub)
     t = sub.add_parser('train', help='train the shipped recipe on labeled files (needs the [train] extra)',
-                       description='Train the shipped recipe on the labeled customers of LABELED (several files are combined in order) '
-                                   'and save the model in MODEL_DIR, with its lineage. An existing model folder is replaced only with --replace.')
+                       description='Train the shipped recipe on the labeled customers of LABELED (several files '
+                       'are combined in order; a customer in two of them is trained on once) and save the model '
+                       'in MODEL_DIR, with its lineage. An existing model folder is replaced only with --replace, '
+                       'and only if it holds nothing but a saved model.')
     t.add_argument('inputs', metavar='LABELED', nargs='+', help='labeled files: CSV, compressed CSV or Parquet')
     t.add_argument('-o', '--output', metavar='MODEL_DIR', required=True, help='the model folder to write')
-    t.add_argument('--replace', action='store_true', help='replace the saved model in MODEL_DIR, atomically, once the new one is saved')
+    t.add_argument('--replace', action='store_true', help='replace the saved model in MODEL_DIR, atomically, once '
+                   'the new one is saved')
     t.add_argument('--parent', metavar='DIR', help='the model this one succeeds, recorded in its lineage')
-    t.add_argument('--cv', metavar='R', type=_positive_int, default=1, help='repeats of 5-fold cross-validation, for the figures on the card and the prediction sets (default: 1)')
-    t.add_argument('--no-cv', dest='cv', action='store_const', const=0, help='skip the cross-validation: no figures, no prediction sets (quicker)')
+    t.add_argument('--cv', metavar='R', type=_positive_int, default=1, help='repeats of 5-fold cross-validation, '
+                   'for the figures on the card and the prediction sets (default: 1)')
+    t.add_argument('--no-cv', dest='cv', action='store_const', const=0, help='skip the cross-validation: '
+                   'no figures, no prediction sets (quicker)')
     t.set_defaults(func=_cmd_train)
     i = sub.add_parser('info', help="a model's card: what it is, where it came from, how good it is")
     i.add_argument('--model-dir', metavar='DIR', help='the model folder (default: the shipped model)')
@@ -232,12 +260,17 @@ class Interrupted(KeyboardInterrupt):
     "The run was stopped by signal `signum`."
     def __init__(self, signum:int): super().__init__(signum); self.signum = signum
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
 def _stop(signum, frame):
     "Signal handler: ignore further stop signals, and unwind the run."
     for s in STOP_SIGNALS: signal.signal(s, signal.SIG_IGN)
     raise Interrupted(signum)
+
+def stopped_line(e:KeyboardInterrupt)->str:
+    "The last word of a stopped run, true to what it left: nothing, or the outputs it had committed in full."
+    done = written()
+    if done: return (f"custseg: interrupted after the run had finished; written in full: "
+                     f"{', '.join(map(str, done))}")
+    return "custseg: interrupted; nothing was written" + (f" ({e.kept})" if getattr(e, 'kept', None) else '')
 
 # %% ../nbs/10_cli.ipynb #383ecca4
 @contextmanager
@@ -261,7 +294,7 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
         print(f"custseg: error: {_error_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        print("custseg: interrupted; nothing was written", file=sys.stderr)
+        print(stopped_line(e), file=sys.stderr)
         return 128 + getattr(e, 'signum', signal.SIGINT)
 
 def _broken_pipe()->int:

@@ -10,12 +10,13 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['ID_COL', 'TARGET', 'CLASSES', 'CATEGORY_VALUES', 'INTEGER_FEATURES', 'FLOAT_FEATURES', 'NUMERIC_FEATURES',
-           'CATEGORICAL_FEATURES', 'FEATURES', 'MISSING', 'DATA_FILES', 'KAGGLE_DATASET', 'MESSAGES', 'DELIMITERS',
-           'NA_VALUES', 'FIRST_ROW_LINE', 'NUMERIC_LIMIT', 'feature_kind', 'schema', 'CustomerDataError', 'file_sha256',
-           'problem', 'data_error', 'line_list', 'value_list', 'count_list', 'required_columns', 'check_header',
-           'read_header', 'name_hint', 'check_columns', 'numeric_problems', 'check_numeric', 'range_problems',
-           'check_labels', 'unseen_values', 'level_variants', 'variants_warning', 'unseen_categories', 'id_keys',
-           'repeated_keys', 'customer_warnings', 'validate_customers', 'read_customers_csv', 'load_customers']
+           'CATEGORICAL_FEATURES', 'FEATURES', 'MISSING', 'DATA_FILES', 'KAGGLE_DATASET', 'MESSAGES', 'QUOTE_WIDTH',
+           'DELIMITERS', 'NA_VALUES', 'FIRST_ROW_LINE', 'NUMERIC_LIMIT', 'feature_kind', 'schema', 'CustomerDataError',
+           'file_sha256', 'problem', 'data_error', 'line_list', 'quoted', 'value_list', 'count_list',
+           'required_columns', 'check_header', 'read_header', 'name_hint', 'check_columns', 'numeric_problems',
+           'check_numeric', 'range_problems', 'check_labels', 'unseen_values', 'level_variants', 'variants_warning',
+           'unseen_categories', 'id_keys', 'repeated_keys', 'customer_warnings', 'validate_customers',
+           'read_customers_csv', 'load_customers']
 
 # %% ../nbs/01_data.ipynb #747dbf5b
 ID_COL = 'ID'
@@ -124,14 +125,20 @@ def line_list(lines, # file line numbers (the header is line 1)
     more = (len(lines) if total is None else total) - n
     return ', '.join(str(int(i)) for i in lines[:n]) + (f' (and {more:,} more)' if more > 0 else '')
 
+QUOTE_WIDTH = 24  # the most characters of a value that a message quotes
+def quoted(v)->str:
+    "`v` quoted for a message, cut to `QUOTE_WIDTH` characters: a 2 MB cell is not echoed back."
+    s = repr(v.item() if isinstance(v, np.generic) else v)
+    return s if len(s) <= QUOTE_WIDTH else s[:QUOTE_WIDTH - 4] + '...' + s[0]
+
 def value_list(values, n:int=3)->str:
     "The first `n` of `values`, quoted."
-    return ', '.join(repr(v.item() if isinstance(v, np.generic) else v) for v in list(values)[:n])
+    return ', '.join(map(quoted, list(values)[:n]))
 
 def count_list(counts:dict, n:int=5)->str:
     "The `n` most frequent of `counts` ({value: count}) as 'value': count."
     top = sorted(counts.items(), key=lambda kv: -kv[1])
-    return ', '.join(f'{k!r}: {v:,}' for k, v in top[:n]) + (', ...' if len(top) > n else '')
+    return ', '.join(f'{quoted(k)}: {v:,}' for k, v in top[:n]) + (', ...' if len(top) > n else '')
 
 # %% ../nbs/01_data.ipynb #056c3164
 def required_columns(labeled:bool=True)->list:
@@ -232,7 +239,7 @@ def check_labels(labels:pd.Series, # the target column
     "Raise `CustomerDataError` if a label is missing or outside `CLASSES`."
     bad = np.flatnonzero(~labels.isin(CLASSES).to_numpy())
     if len(bad): raise data_error('bad labels', source=source, col=TARGET, classes=', '.join(CLASSES), n=len(bad),
-                                  examples=', '.join(sorted({repr(v) for v in labels.iloc[bad[:20]]})),
+                                  examples=', '.join(sorted({quoted(v) for v in labels.iloc[bad[:20]]})),
                                   lines=line_list(bad + row_offset + FIRST_ROW_LINE))
 
 # %% ../nbs/01_data.ipynb #029539fc
@@ -256,7 +263,7 @@ def variants_warning(col:str, counts:dict, # {variant: count} of a categorical f
                      source:str)->str:
     "The warning about the case or space variants of column `col` mapped to their known levels."
     level, top = level_variants(col, counts), sorted(counts.items(), key=lambda kv: -kv[1])
-    examples = ', '.join(f'{v!r} as {level[v]!r}: {n:,}' for v, n in top[:3]) + (', ...' if len(top) > 3 else '')
+    examples = ', '.join(f'{quoted(v)} as {level[v]!r}: {n:,}' for v, n in top[:3]) + (', ...' if len(top) > 3 else '')
     return problem('variants', source=source, col=col, n=sum(counts.values()), examples=examples)
 
 # %% ../nbs/01_data.ipynb #b92b63c4

@@ -17,13 +17,13 @@ from fastcore.basics import patch
 from .data import (CATEGORY_VALUES, CLASSES, FIRST_ROW_LINE, ID_COL, NUMERIC_FEATURES, TARGET, CustomerDataError,
                                         count_list, line_list, load_customers, problem, validate_customers, variants_warning)
 from .scoring.columns import id_hashes
-from .files import PathError, destination, is_direct, outputs, project_path
+from .files import PathError, check_roles, destination, is_direct, outputs, project_path
 from .scoring.run_summary import KNOWN_COL, ScoreSummary, show_path
 from .scoring.customer_files import (DEFAULT_CHUNK_SIZE, CustomerFile, as_missing, as_text, invalid_rows, iter_csv_chunks,
-                                                  open_customers, parse_features, same_file, typed_frame, IdTracker)
+                                                  open_customers, parse_features, typed_frame, IdTracker)
 from .scoring.formats import table_writer
 from .scoring.rules import STDIO, JobPaths, RangeCheck, check_parameters, check_paths, input_file, parse_sep, whole_number
-from .artifact import SegmentPredictor, row_normalised
+from .artifact import SegmentPredictor, is_model_folder, model_folder_of, row_normalised
 from .prediction_sets import check_confidence, prediction_sets, set_codes, set_labels, set_texts, set_thresholds
 from .scoring.drift import DriftCheck, column_arrays, report_paths, drift_warning, no_profile_warning, verdict, write_drift_report
 from .scoring.engine import ScoringModel, blas_threads, load_scoring_model
@@ -289,12 +289,18 @@ def finish(self:ScoringRun, caught:list, seconds:float)->ScoreSummary:
 # %% ../nbs/06_deploy.ipynb #a6310f22
 def check_options(drift_report, # as given to `score_csv`
                   report, # `drift.report_paths` of the output and `drift_report`
-                  reject_out_of_range:bool, rejects_path, chunk_size):
-    "Refuse, before any work, options that cannot go together, a chunk size that is not a positive integer, a drift report that is not a file."
+                  reject_out_of_range:bool, rejects_path, chunk_size,
+                  output=None, model_folder=None): # the output, and the model folder the run reads
+    "Refuse, before any work, options that cannot go together or outputs that would harm the run's own files."
     if report and not is_direct(report[0]): destination(report[0])
     if reject_out_of_range and not rejects_path:
-        raise CustomerDataError("reject_out_of_range (--reject-out-of-range) needs a rejects file (rejects_path, --rejects FILE) to put the rows in.")
-    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1: raise CustomerDataError(f"chunk_size (--chunk-size) must be a positive integer, such as 65536; got {chunk_size!r}")
+        raise CustomerDataError("reject_out_of_range (--reject-out-of-range) needs a rejects file "
+                                "(rejects_path, --rejects FILE) to put the rows in.")
+    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise CustomerDataError(f"chunk_size (--chunk-size) must be a positive integer, such as 65536; got {chunk_size!r}")
+    check_roles({'the output (-o)': output, 'the rejects file (--rejects)': rejects_path,
+                 'the drift report': report and report[0], 'the drift figure': report and report[1]},
+                folders={'the model folder': model_folder if is_model_folder(model_folder) else None})
 
 # %% ../nbs/06_deploy.ipynb #f2801e43
 def score_csv(input_path:str|Path, # customers (ID, the nine features, any other columns): CSV, compressed CSV, Parquet; '-': stdin
@@ -317,7 +323,8 @@ def score_csv(input_path:str|Path, # customers (ID, the nine features, any other
     t0, sep, report = time.time(), parse_sep(sep), report_paths(output_path, drift_report)
     with outputs(), input_file(input_path) as (inp, source):
         paths = check_paths(JobPaths.of(inp, output_path, labeled_path, rejects_path))
-        check_options(drift_report, report, reject_out_of_range, rejects_path, chunk_size)
+        check_options(drift_report, report, reject_out_of_range, rejects_path, chunk_size, output_path,
+                      model_folder_of(model_dir, model))
         if confidence is not None: check_confidence(confidence)
         src = open_input(paths, sep, source)
         src.use_threads = threads > 1

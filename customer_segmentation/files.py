@@ -4,15 +4,16 @@
 
 # %% ../nbs/foundations/00a_files.ipynb #073f9b9d
 from __future__ import annotations
-import contextvars, errno, os, re, secrets, shutil, stat, sys, tempfile
+import contextvars, ctypes, errno, json, math, os, re, secrets, shutil, signal, stat, sys, tempfile, threading
 from fastcore.basics import patch
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SPECIAL_ROOTS', 'PART', 'FIGURE_DPI', 'project_root', 'project_path', 'PathError', 'is_direct', 'destination',
-           'temp_name', 'clean_stale', 'scratch', 'Outputs', 'is_disk_full', 'outputs', 'atomic_path', 'atomic_write',
-           'save_figure']
+__all__ = ['SPECIAL_ROOTS', 'PART', 'STOP_SIGNALS', 'FIGURE_DPI', 'project_root', 'project_path', 'PathError', 'is_direct',
+           'destination', 'same_file', 'inside', 'check_roles', 'temp_name', 'clean_stale', 'scratch', 'cannot_write',
+           'Outputs', 'stops_held', 'written', 'is_disk_full', 'outputs', 'atomic_path', 'atomic_write', 'json_text',
+           'write_json', 'save_figure']
 
 # %% ../nbs/foundations/00a_files.ipynb #2f54402d
 def project_root(start:str|Path|None=None, # folder to search upwards from (default: the working directory)
@@ -58,6 +59,43 @@ def destination(path:str|Path, # a path given for an output
     if not above.is_dir(): raise PathError(f"{above}: is a file, so {path} cannot be made inside it; give a path in a folder.")
     return real
 
+# %% ../nbs/foundations/00a_files.ipynb #e5abce0c
+def same_file(a:str|Path, b:str|Path)->bool:
+    "Do paths `a` and `b` name the same file (also through links, and before either exists)?"
+    if Path(os.path.realpath(a)) == Path(os.path.realpath(b)): return True
+    try: return os.path.samefile(a, b)
+    except OSError: return False
+
+def inside(path:str|Path, folder:str|Path)->bool:
+    "Is `path` the folder `folder` or anywhere under it (links followed)?"
+    p, f = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return p == f or f in p.parents
+
+# %% ../nbs/foundations/00a_files.ipynb #4982a639
+def _given(paths)->list:
+    "The (role, path) pairs of `paths` (a dict or pairs) that name a path on disk: not None, False or '-'."
+    pairs = paths.items() if isinstance(paths, dict) else paths
+    return [(r, p) for r, p in pairs if p is not None and p is not False and str(p) != '-']
+
+def check_roles(outputs:dict, # {role: path} of what the run writes, e.g. {'the report (-o)': 'r.json'}
+                inputs:dict|None=None, # {role: path} of the files it reads
+                folders:dict|None=None, # {role: folder} it reads as a whole, such as model folders
+               ):
+    "Refuse an output that is or holds an input of the run, lies in a folder it reads, or is another output."
+    outs = [(r, p) for r, p in _given(outputs) if not is_direct(p)]  # a device takes any number of writers
+    for i, (role, out) in enumerate(outs):
+        for other, p in outs[:i]:
+            if same_file(out, p): raise PathError(f"{out}: given as {other} and as {role}; one would overwrite "
+                                                  "the other. Give each output its own path.")
+        for what, p in _given(inputs or {}):
+            if same_file(out, p): raise PathError(f"{out}: is {what}, and {role} would overwrite it; a run never "
+                                                  "writes over its own input. Give another path.")
+            if inside(p, out): raise PathError(f"{out}: holds {what} ({p}), and {role} replaces it; a run never "
+                                               "writes over its own input. Give another path.")
+        for what, d in _given(folders or {}):
+            if inside(out, d): raise PathError(f"{out}: is inside {what} ({d}), which the run reads; {role} "
+                                               "goes elsewhere. Give a path outside that folder.")
+
 # %% ../nbs/foundations/00a_files.ipynb #53b2ce34
 PART = '.part'
 
@@ -100,11 +138,26 @@ def scratch(name:str, # what the path is for, e.g. 'custseg-stdin'
     try: yield p
     finally: _remove(p)
 
+# %% ../nbs/foundations/00a_files.ipynb #d4b9dbaa
+def cannot_write(folder:str|Path)->str|None:
+    "None if a file can be made in `folder`, else why not, as the system says it."
+    try: fd, p = tempfile.mkstemp(dir=folder, prefix='.custseg-probe.', suffix=PART)
+    except OSError as e: return e.strerror or str(e)
+    os.close(fd); os.unlink(p)
+
 # %% ../nbs/foundations/00a_files.ipynb #472f124d
+def _exchange(a:Path, b:Path)->bool:
+    "Swap paths `a` and `b` in one step (Linux `renameat2` with `RENAME_EXCHANGE`); False where it is not available."
+    try: swap = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError): return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    return swap(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
+
 def _commit(tmp:Path, path:Path):
     "Move the finished `tmp` to `path`: a file replaces a file, keeping its permissions; a folder replaces a folder."
     if path.exists() and not path.is_dir(): os.chmod(tmp, path.stat().st_mode & 0o7777)
     if not (path.is_dir() and not path.is_symlink()): return os.replace(tmp, path)
+    if _exchange(tmp, path): return _remove(tmp)  # one step: the old folder is never missing, even under SIGKILL
     old = temp_name(path)
     os.replace(path, old)
     try: os.replace(tmp, path)
@@ -157,6 +210,27 @@ def spool_stdout(self:Outputs)->Path:
     self.stdout = temp_name(base)
     return self.stdout
 
+# %% ../nbs/foundations/00a_files.ipynb #f711c4dc
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+@contextmanager
+def stops_held():
+    "Within the block, hold the stop signals back (main thread only); one that arrived acts when it ends."
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    caught = []
+    old = {s: signal.signal(s, lambda n, frame: caught.append(n)) for s in STOP_SIGNALS}
+    try: yield
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+        if caught: signal.raise_signal(caught[0])  # now, to the handler that was in place
+
+# %% ../nbs/foundations/00a_files.ipynb #34a3e882
+_WRITTEN = []  # the outputs this process has committed, in order
+
+def written()->list:
+    "The outputs this process has committed so far (for a stopped run's last word)."
+    return list(_WRITTEN)
+
 # %% ../nbs/foundations/00a_files.ipynb #347ecd67
 @patch
 def commit(self:Outputs):
@@ -169,8 +243,10 @@ def commit(self:Outputs):
         with open(self.stdout, 'rb') as f:
             if out is not None: shutil.copyfileobj(f, out); out.flush()
             else: sys.stdout.write(f.read().decode('utf-8')); sys.stdout.flush()
-    for tmp, real, _ in reversed(self.staged): _commit(tmp, real)  # innermost first: a file staged inside a staged folder
-    self.staged, self.created = [], []
+    with stops_held():
+        for tmp, real, _ in reversed(self.staged): _commit(tmp, real)  # innermost first: a file inside a staged folder
+        _WRITTEN.extend(path for *_, path in self.staged)
+        self.staged, self.created = [], []
 
 # %% ../nbs/foundations/00a_files.ipynb #c276efbf
 @patch
@@ -244,6 +320,23 @@ def atomic_write(path:str|Path, # the file to write
             yield f
             f.flush()
             if not is_direct(tmp): os.fsync(f.fileno())
+
+# %% ../nbs/foundations/00a_files.ipynb #65ae712a
+def _finite(x):
+    "`x` with every float that is not finite (NaN, infinity) replaced by None, through dicts, lists and tuples."
+    if isinstance(x, float): return x if math.isfinite(x) else None
+    if isinstance(x, dict): return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return [_finite(v) for v in x]
+    return x
+
+def json_text(obj, indent:int|None=1, **kwargs)->str:
+    "`obj` as strict JSON text (no NaN or Infinity: such a figure is null), ending in a newline."
+    return json.dumps(_finite(obj), indent=indent, allow_nan=False, **kwargs) + '\n'
+
+def write_json(obj, path:str|Path, **kwargs)->Path:
+    "Write `obj` as strict JSON to `path`, atomically; returns the path."
+    with atomic_write(path) as f: f.write(json_text(obj, **kwargs))
+    return Path(path)
 
 # %% ../nbs/foundations/00a_files.ipynb #8ef5d3f5
 FIGURE_DPI = 110

@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_labels.ipynb #67434176
 from __future__ import annotations
-import json, os, time
+import time
 from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -13,13 +13,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastcore.basics import patch
-from .data import CLASSES, FIRST_ROW_LINE, ID_COL, TARGET, CustomerDataError, data_error, line_list
-from .files import atomic_write, destination, outputs, save_figure
+from .data import (CLASSES, FIRST_ROW_LINE, ID_COL, TARGET, CustomerDataError, data_error,
+                                        line_list, quoted)
+from .files import (PathError, check_roles, destination, is_direct, outputs, save_figure,
+                                         same_file, write_json)
 from .metrics import Tally, comparison_verdict, difference, row_log_loss
-from .artifact import SCORING_PACKAGES, default_model_dir, read_metadata, read_training_ids
+from .artifact import default_model_dir, is_model_folder, read_training_ids
+from .model_card import model_card, record_evaluation
 from .report import count, num, pct
-from .scoring.columns import salted_hashes
-from .scoring.customer_files import DEFAULT_CHUNK_SIZE, as_missing, invalid_rows, open_customers, parse_features, typed_frame
+from .scoring.columns import IdSpill, id_hashes, salted_hashes
+from .scoring.customer_files import (DEFAULT_CHUNK_SIZE, as_missing, invalid_rows, open_customers,
+                                                          parse_features)
 from .scoring.formats import table_writer
 from .scoring.rules import input_file, parse_sep
 from .scoring.engine import load_scoring_model
@@ -27,9 +31,9 @@ from .deploy import DEFAULT_CONFIDENCE, REJECT_COL, chunk_probabilities
 from .prediction_sets import CoverageTally, check_confidence, prediction_sets, set_thresholds
 
 # %% auto #0
-__all__ = ['EVALUATION_FILE', 'label_codes', 'bad_labels_error', 'require_labels', 'read_labeled', 'ModelUnderTest', 'Paired',
-           'Evaluation', 'summary_text', 'plot_reliability', 'write_evaluation', 'record_evaluation', 'evaluate_file',
-           'model_card']
+__all__ = ['REPEATED_REASON', 'label_codes', 'bad_labels_error', 'require_labels', 'ModelUnderTest', 'Paired', 'Evaluation',
+           'repeated_ids', 'repeated_ids_error', 'summary_text', 'plot_reliability', 'figure_path', 'write_evaluation',
+           'check_judged', 'evaluate_file']
 
 # %% ../nbs/09_labels.ipynb #8e48f8df
 def label_codes(t:pa.Table, # a chunk of a labeled file
@@ -45,7 +49,7 @@ def bad_labels_error(t:pa.Table, bad:np.ndarray, lines:np.ndarray, # a chunk, it
     "The error for labels that are not a segment: file, column, examples, lines, and the fix."
     vals = as_missing(t[TARGET]).filter(pa.array(bad)).to_pylist()
     return data_error('bad labels', source=source, col=TARGET, classes=', '.join(CLASSES), n=int(bad.sum()),
-                      examples=', '.join(sorted({repr(v) for v in vals})[:5]), lines=line_list(lines[bad]))
+                      examples=', '.join(sorted({quoted(v) for v in vals})[:5]), lines=line_list(lines[bad]))
 
 # %% ../nbs/09_labels.ipynb #568559b4
 def require_labels(src)->None:
@@ -53,26 +57,6 @@ def require_labels(src)->None:
     if TARGET not in src.columns:
         raise CustomerDataError(f"{src.source}: has no {TARGET} column, so there is nothing to judge or train a model on. "
                                 "Give a labeled file (the customers with their segments A-D), or score it with `custseg score`.")
-
-# %% ../nbs/09_labels.ipynb #23263ba4
-def read_labeled(path:str|Path, # labeled customers: CSV, compressed CSV or Parquet
-                 sep:str=',', # the delimiter of a CSV
-                 chunk_size:int=DEFAULT_CHUNK_SIZE, # rows read at a time
-                ):
-    "The labeled customers of `path` as one typed frame, checked as scoring checks a file; every row needs a segment."
-    import pandas as pd
-    parts = []
-    with input_file(path) as (inp, source):
-        src = open_customers(inp, parse_sep(sep), source); require_labels(src)
-        for t, offset in src.chunks(chunk_size, False):
-            (y, bad), lines = label_codes(t), offset + FIRST_ROW_LINE + np.arange(t.num_rows)
-            if bad.any(): raise bad_labels_error(t, bad, lines, source)
-            if (y < 0).any(): raise CustomerDataError(f"{source}: {count(int((y < 0).sum()))} row(s) have no {TARGET} label, at line(s) "
-                                                      f"{line_list(lines[y < 0])}; a model is trained on labeled customers only. Label them or drop them.")
-            f = typed_frame(t, parse_features(t, source, offset)[0])
-            f[TARGET] = np.asarray(CLASSES, dtype=object)[y]; parts.append(f)
-    if not sum(map(len, parts)): raise data_error('no rows', path=source)
-    return pd.concat(parts, ignore_index=True)
 
 # %% ../nbs/09_labels.ipynb #d18ae0cb
 @dataclass
@@ -130,21 +114,28 @@ class Evaluation:
     models: list
     rejects: bool = False  # set aside rows with an invalid number or label (True), or refuse them
     confidence: float = DEFAULT_CONFIDENCE  # the prediction sets' confidence, for their coverage
+    repeated: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))  # `id_hashes` of repeated IDs
     pairs: dict = field(default_factory=dict)
     counts: dict = field(default_factory=lambda: {'rows': 0, 'unlabeled': 0, 'rejected': 0, 'no_id': 0})
     unlabeled_lines: list = field(default_factory=list)
+    notes_given: list = field(default_factory=list)  # what the run noted before reading, e.g. a folder given twice
 
     def __post_init__(self):
         n = len(self.models)
         self.pairs = {(i, j): Paired() for i in range(n) for j in range(i + 1, n)}
 
 # %% ../nbs/09_labels.ipynb #c5003c84
+REPEATED_REASON = f'{ID_COL} occurs more than once in the file'
+
 @patch
 def set_aside(self:Evaluation, t:pa.Table, lines:np.ndarray, y:np.ndarray, bad:np.ndarray)->tuple:
     "(the chunk, its lines and labels without the rows set aside; those rows with their reasons, or None)."
     inv, why = invalid_rows(t)
-    why = np.where(bad, np.where(why == '', '', why + '; ') + f'{TARGET} not one of {", ".join(CLASSES)}', why)
-    drop = inv | bad
+    ids = as_missing(t[ID_COL])
+    rep = np.isin(id_hashes(ids), self.repeated) & ~ids.is_null().to_numpy(zero_copy_only=False)
+    for mask, reason in ((bad, f'{TARGET} not one of {", ".join(CLASSES)}'), (rep, REPEATED_REASON)):
+        why = np.where(mask, np.where(why == '', '', why + '; ') + reason, why)
+    drop = inv | bad | rep
     if not drop.any(): return t, lines, y, None
     out = t.filter(pa.array(drop)).append_column(REJECT_COL, pa.array(why[drop].tolist(), pa.string()))
     return t.filter(pa.array(~drop)), lines[~drop], y[~drop], out
@@ -174,46 +165,81 @@ def add(self:Evaluation, t:pa.Table, offset:int, # a chunk of the labeled file, 
         pair.add(y[r], probs[i][r], probs[j][r])
     return self
 
+# %% ../nbs/09_labels.ipynb #fe655384
+def repeated_ids(src, # an open customer file (`open_customers`)
+                 chunk_size:int=DEFAULT_CHUNK_SIZE, # rows read at a time
+                )->tuple:
+    "(`id_hashes` of the IDs of `src` that occur more than once, sorted; `IdSpill.report` of them, or None)."
+    with IdSpill() as spill:
+        for t, offset in src.chunks(chunk_size, False):
+            ids = as_missing(t[ID_COL]); has = ~ids.is_null().to_numpy(zero_copy_only=False)
+            spill.add(id_hashes(ids)[has], (offset + FIRST_ROW_LINE + np.arange(t.num_rows))[has])
+        return spill.repeated(), spill.report()
+
+def repeated_ids_error(source:str, found:tuple)->CustomerDataError:
+    "The error for IDs that occur more than once in a labeled file (`found`: `IdSpill.report`), and the fix."
+    n_ids, n_rows, _, lines = found
+    return CustomerDataError(
+        f"{source}: {count(n_ids)} ID(s) occur more than once ({count(n_rows)} rows; repeats at line(s) "
+        f"{line_list(lines, total=n_rows - n_ids)}); a labeled customer is judged once. Keep one row of each, "
+        "or give --rejects FILE to set every row of those IDs aside.")
+
 # %% ../nbs/09_labels.ipynb #b4d9b763
 @patch
 def notes(self:Evaluation)->list:
-    "What a reader must know to trust the figures: rows left out or set aside, and what the in-sample split could not see."
-    c, out = self.counts, []
-    if c['unlabeled']: out.append(f"{count(c['unlabeled'])} row(s) without a label were left out (line(s) {line_list(self.unlabeled_lines, total=c['unlabeled'])})")
-    if c['rejected']: out.append(f"{count(c['rejected'])} row(s) with an invalid number or label were set aside in the rejects file")
-    if c['no_id']: out.append(f"{count(c['no_id'])} labeled row(s) have no ID, so whether a model was trained on them cannot be told; they count as not trained on")
-    out += [f"{m.name} records no training IDs (saved before they were kept): its figures may include customers it was trained on"
-            for m in self.models if m.trained is None]
+    "What a reader must know to trust the figures: rows left out or set aside, and what the in-sample split cannot see."
+    c, out = self.counts, list(self.notes_given)
+    if c['unlabeled']: out.append(f"{count(c['unlabeled'])} row(s) without a label were left out "
+                                  f"(line(s) {line_list(self.unlabeled_lines, total=c['unlabeled'])})")
+    if c['rejected']: out.append(f"{count(c['rejected'])} row(s) with an invalid number or label, or a repeated ID, "
+                                 "were set aside in the rejects file")
+    if c['no_id']: out.append(f"{count(c['no_id'])} labeled row(s) have no ID, so whether a model was trained on "
+                              "them cannot be told; they count as not trained on")
+    out += [f"{m.name} records no training IDs (saved before they were kept): its figures may include customers "
+            "it was trained on" for m in self.models if m.trained is None]
     return out
 
 # %% ../nbs/09_labels.ipynb #cc4336e8
+def _with_absent(f:dict)->dict:
+    "Figures `f` with the segments no customer had listed as absent; their recall is no number, so None."
+    absent = [k for k, v in f.get('segments', {}).items() if not v['support']]
+    for k in absent: f['segments'][k].update(recall=None, recall_se=None)
+    return {**f, 'absent': absent}
+
 @patch
 def report(self:Evaluation, seconds:float=0.0)->dict:
     "The evaluation as one JSON-ready document."
+    def sets(m): return {'confidence': self.confidence, **m.cover.figures()} if m.thresholds is not None else None
     models = [{'name': m.name, 'model_dir': str(m.model_dir), 'created': m.model.metadata.get('created'),
-               'records_training_ids': m.trained is not None, **m.honest.figures(), 'in_sample': m.in_sample.figures(),
-               'prediction_sets': {'confidence': self.confidence, **m.cover.figures()} if m.thresholds is not None else None}
-              for m in self.models]
+               'records_training_ids': m.trained is not None, **_with_absent(m.honest.figures()),
+               'in_sample': m.in_sample.figures(), 'prediction_sets': sets(m)} for m in self.models]
     pairs = [p.figures(self.models[i].name, self.models[j].name) for (i, j), p in self.pairs.items()]
-    return {'file': self.source, 'evaluated': datetime.now(timezone.utc).isoformat(timespec='seconds'), 'seconds': round(seconds, 2),
-            **self.counts, 'models': models, 'comparisons': pairs, 'notes': self.notes()}
+    return {'file': self.source, 'evaluated': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+            'seconds': round(seconds, 2), **self.counts, 'models': models, 'comparisons': pairs, 'notes': self.notes()}
 
 # %% ../nbs/09_labels.ipynb #e685e72a
 def _model_line(m:dict)->str:
     "One model's figures in words."
     if not m['rows']: head = f"{m['name']}: no labeled customer it was not trained on"
-    else: head = (f"{m['name']}: accuracy {pct(m['accuracy'])} ± {100 * m['accuracy_se']:.1f}, macro F1 {pct(m['macro_f1'])} ± {100 * m['macro_f1_se']:.1f}, "
-                  f"log loss {num(m['log_loss'])} ± {num(m['log_loss_se'])} on {count(m['rows'])} customers it was not trained on")
+    else: head = (f"{m['name']}: accuracy {pct(m['accuracy'])} ± {100 * m['accuracy_se']:.1f}, "
+                  f"macro F1 {pct(m['macro_f1'])} ± {100 * m['macro_f1_se']:.1f}, "
+                  f"log loss {num(m['log_loss'])} ± {num(m['log_loss_se'])} on {count(m['rows'])} customers "
+                  "it was not trained on")
     k, s = m['in_sample']['rows'], m.get('prediction_sets')
-    sets = (f"\n  prediction sets at {s['confidence']:.0%}: coverage {pct(s['coverage'])} ± {100 * s['coverage_se']:.1f} ("
-            + ', '.join(f"{c} {pct(v['coverage'])}" for c, v in s['segments'].items()) + f"), mean size {num(s['mean_size'], 2)}"
-            if s and s['rows'] else '')
-    return head + (f"; {count(k)} it was trained on reported apart (in-sample accuracy {pct(m['in_sample']['accuracy'])}, not a fair figure)" if k else '') + sets
+    if k: head += (f"; {count(k)} it was trained on reported apart (in-sample accuracy "
+                   f"{pct(m['in_sample']['accuracy'])}, not a fair figure)")
+    if m.get('absent'): head += f"\n  segment(s) {', '.join(m['absent'])} absent from these customers: no recall for them"
+    if not (s and s['rows']): return head
+    per = ', '.join(f"{c} {pct(v['coverage']) if v['rows'] else 'absent'}" for c, v in s['segments'].items())
+    return head + (f"\n  prediction sets at {s['confidence']:.0%}: coverage {pct(s['coverage'])} ± "
+                   f"{100 * s['coverage_se']:.1f} ({per}), mean size {num(s['mean_size'], 2)}")
 
 def summary_text(doc:dict)->str:
     "The evaluation's summary for a terminal: the file, each model's honest figures, the verdicts, the notes."
     lines = [f"Evaluated {count(doc['rows'] - doc['unlabeled'] - doc['rejected'])} labeled customers of {doc['file']}"]
     lines += [_model_line(m) for m in doc['models']] + [c['verdict'] for c in doc['comparisons']]
+    lines += [f'Recorded for custseg info: {p}' for p in doc.get('recorded', [])]
+    lines += [f'Not recorded in {d}: {why}' for d, why in doc.get('not_recorded', [])]
     return '\n'.join(lines + [f'Note: {n}' for n in doc['notes']])
 
 # %% ../nbs/09_labels.ipynb #8b487af0
@@ -230,81 +256,85 @@ def plot_reliability(doc:dict):
     return fig
 
 # %% ../nbs/09_labels.ipynb #128b77ec
+def figure_path(report_path:str|Path, # where the report goes; '-' for standard output
+                figure:str|Path|None=None, # the figure's path as given (None: beside the report)
+               )->Path|None:
+    "Where the reliability figure goes: as given, else beside a report file as NAME.png; None beside '-' or a device."
+    if figure is not None:
+        if str(figure) == '-': raise PathError("the reliability figure is a PNG image, not for standard output: "
+                                               "give --figure a file name, e.g. --figure report.png")
+        return Path(figure)
+    if str(report_path) == '-' or is_direct(report_path): return None
+    return Path(report_path).with_suffix('.png')
+
 def write_evaluation(doc:dict, # from `Evaluation.report`
-                     path:str|Path, # the report to write (JSON); the figure goes beside it as NAME.png
+                     path:str|Path, # the report to write (JSON); '-' for standard output
+                     figure:Path|None=None, # where its reliability figure goes (None: none)
                     )->tuple:
-    "Write the report and its reliability figure atomically, as one output of the run; returns their paths."
+    "Write the report and its reliability figure atomically, as outputs of the run; returns their paths."
     import matplotlib.pyplot as plt
-    path = Path(path); fig_path = path.with_suffix('.png')
-    with atomic_write(path) as f: f.write(json.dumps(doc, indent=1) + '\n')
-    fig = plot_reliability(doc); save_figure(fig, fig_path); plt.close(fig)
-    return path, fig_path
+    write_json(doc, path)
+    if figure is not None: fig = plot_reliability(doc); save_figure(fig, figure); plt.close(fig)
+    return path, figure
 
-# %% ../nbs/09_labels.ipynb #ca4f06da
-EVALUATION_FILE = 'latest_evaluation.json'  # in a model folder: the figures of its latest evaluation
-
-def record_evaluation(doc:dict, m:dict, # the report, and one of its models
-                     )->Path|None:
-    "Write model `m`'s figures of report `doc` into its folder, if the folder can be written; returns the path, or None."
-    d = Path(m['model_dir'])
-    if not os.access(d, os.W_OK): return None
-    keep = {k: m.get(k) for k in ('rows', 'accuracy', 'accuracy_se', 'macro_f1', 'macro_f1_se', 'log_loss', 'log_loss_se')}
-    with atomic_write(d/EVALUATION_FILE) as f:
-        f.write(json.dumps({'file': doc['file'], 'evaluated': doc['evaluated'], **keep, 'in_sample_rows': m['in_sample']['rows']}, indent=1) + '\n')
-    return d/EVALUATION_FILE
+# %% ../nbs/09_labels.ipynb #e647efbb
+def check_judged(doc:dict):
+    "Refuse a run that judged no customer: a report of no rows would hold no figure."
+    if any(m['rows'] + m['in_sample']['rows'] for m in doc['models']): return
+    if not doc['rows']: raise data_error('no rows', path=doc['file'])
+    raise CustomerDataError(
+        f"{doc['file']}: no labeled customer to judge ({count(doc['rows'])} row(s) read: {count(doc['unlabeled'])} "
+        f"without a label, {count(doc['rejected'])} set aside). Give a file whose {TARGET} column holds A, B, C or D.")
 
 # %% ../nbs/09_labels.ipynb #8f480aef
-def evaluate_file(labeled_path:str|Path, # labeled customers (the ID, the nine features, Segmentation): CSV, compressed CSV, Parquet; '-': stdin
-                  report_path:str|Path, # the report to write (JSON), with its figure beside it
+def _model_folders(model_dirs:list|None)->tuple:
+    "(the model folders to judge, each once, as given; notes on any given twice). None: the shipped model."
+    dirs, notes = [], []
+    for d in model_dirs or [None]:
+        real = Path(d) if d else default_model_dir()
+        if (twin := next((o for o in dirs if same_file(o or default_model_dir(), real)), 'none')) != 'none':
+            notes.append(f"{d} is the model folder {twin or 'shipped'} given again; it is judged once")
+        else: dirs.append(d)
+    return dirs, notes
+
+def evaluate_file(labeled_path:str|Path, # labeled customers (ID, the nine features, Segmentation); '-': stdin
+                  report_path:str|Path, # the report to write (JSON); '-': standard output
                   model_dirs:list|None=None, # the model folders to judge and compare (default: the shipped model)
                   chunk_size:int=DEFAULT_CHUNK_SIZE, # rows read at a time (bounds memory)
-                  rejects_path:str|Path|None=None, # rows with an invalid number or label go here (None: they stop the run)
+                  rejects_path:str|Path|None=None, # rows with an invalid number or label go here (None: stop)
                   sep:str=',', # the delimiter of a CSV input
                   progress:bool|None=None, # progress bar on stderr (None: for files over 32 MB)
                   record:bool=False, # keep each model's figures in its folder (latest_evaluation.json)?
                   confidence:float=DEFAULT_CONFIDENCE, # the prediction sets' confidence, for their coverage
+                  figure:str|Path|None=None, # the reliability figure (None: beside the report, as NAME.png)
                  )->dict:
     "Evaluate every model on the labeled customers of `labeled_path`; writes the report and returns it."
-    t0, report_path = time.time(), destination(report_path, example='report.json')
-    if rejects_path: destination(rejects_path, example='rejects.csv')
-    dirs = list(model_dirs or [None])
+    t0, fig = time.time(), figure_path(report_path, figure)
+    dirs, notes = _model_folders(model_dirs)
+    if str(rejects_path) == '-': raise PathError("the rejects file must be a file, not standard output: "
+                                                 "give --rejects a file name, e.g. rejects.csv")
+    folders = {f'the model folder {d or "(shipped)"}': d or default_model_dir() for d in dirs}
+    check_roles({'the report (-o)': report_path, 'the figure': fig, 'the rejects file (--rejects)': rejects_path},
+                {'the labeled file': labeled_path}, {r: d for r, d in folders.items() if is_model_folder(d)})
+    for p, example in ((report_path, 'report.json'), (fig, 'report.png'), (rejects_path, 'rejects.csv')):
+        if p and str(p) != '-' and not is_direct(p): destination(p, example=example)
     with outputs(), input_file(labeled_path) as (inp, source):
         src = open_customers(inp, parse_sep(sep), source); require_labels(src)
         models = [ModelUnderTest.load(d, confidence=check_confidence(confidence)) for d in dirs]
         if len({m.name for m in models}) < len(models):
             for m in models: m.name = str(m.model_dir)
-        run = Evaluation(source, models, rejects=bool(rejects_path), confidence=confidence)
+        repeated, found = repeated_ids(src, chunk_size)
+        if found and not rejects_path: raise repeated_ids_error(source, found)
+        run = Evaluation(source, models, bool(rejects_path), confidence, repeated, notes_given=notes)
         schema = pa.schema([*src.schema, (REJECT_COL, pa.string())])
-        with (table_writer(rejects_path, schema) if rejects_path else nullcontext()) as reject, closing(src.chunks(chunk_size, progress)) as chunks:
+        with (table_writer(rejects_path, schema) if rejects_path else nullcontext()) as reject, \
+             closing(src.chunks(chunk_size, progress)) as chunks:
             for t, offset in chunks: run.add(t, offset, reject)
         doc = run.report(time.time() - t0)
-        write_evaluation(doc, report_path)
-        if record: doc['recorded'] = [str(p) for m in doc['models'] if (p := record_evaluation(doc, m))]
+        check_judged(doc)
+        write_evaluation(doc, report_path, fig)
+        if record:
+            done = [(m['model_dir'], *record_evaluation(doc, m)) for m in doc['models']]
+            doc['recorded'] = [str(p) for _, p, _ in done if p]
+            doc['not_recorded'] = [(d, why) for d, _, why in done if why]
     return doc
-
-# %% ../nbs/09_labels.ipynb #781db983
-def _files_line(tr:dict)->str:
-    "The training files of a model's metadata, in words."
-    files = tr.get('files') or ([{'file': tr['file'], 'sha256': tr.get('sha256', ''), 'rows': tr.get('rows')}] if tr.get('file') else [])
-    return '; '.join(f"{f['file']} ({count(f['rows'])} rows, sha256 {f['sha256'][:12]})" for f in files) or 'not recorded'
-
-def model_card(model_dir:str|Path|None=None, # a saved model folder (default: the shipped model)
-              )->str:
-    "A few lines on the model in `model_dir`: made when and by what, trained on what, its recipe and its figures."
-    d = Path(model_dir) if model_dir else default_model_dir()
-    m = read_metadata(d, needed=SCORING_PACKAGES)
-    tr, c, cv = m.get('training', {}), m.get('config', {}), m.get('metrics', {}).get('cv')
-    lines = [f"Model {model_dir or d.name + ' (the shipped model)'}: made {m.get('created', 'at an unrecorded time')} by customer_segmentation {m.get('package_version', '(version not recorded)')}",
-             f"Trained on {count(tr.get('rows', 0))} customers: {_files_line(tr)}"]
-    if (p := tr.get('parent')): lines.append(f"Parent: {p.get('model_dir')} (made {p.get('created')})")
-    lines.append(f"Recipe: network {'-'.join(map(str, c.get('widths', [])))} x{c.get('n_seeds')} seeds, {c.get('epochs')} epochs, "
-                 f"dropout {c.get('dropout')}, seed {c.get('seed')}")
-    lines.append(f"Cross-validated ({cv.get('scheme')}): accuracy {pct(cv['accuracy_mean'])} ± {pct(cv['accuracy_std'])}, "
-                 f"macro F1 {pct(cv['macro_f1_mean'])}, log loss {num(cv['log_loss_mean'])}" if cv else
-                 "Cross-validated: not measured (trained with --no-cv)")
-    if (e := d/EVALUATION_FILE).is_file():
-        ev = json.loads(e.read_text(encoding='utf-8'))
-        lines.append(f"Latest evaluation ({ev['evaluated']}, {ev['file']}): accuracy {pct(ev['accuracy'])} ± {100 * ev['accuracy_se']:.1f} "
-                     f"on {count(ev['rows'])} customers it was not trained on" if ev.get('rows') else
-                     f"Latest evaluation ({ev['evaluated']}, {ev['file']}): no customer it was not trained on")
-    return '\n'.join(lines)

@@ -42,7 +42,7 @@ import secrets
 import pyarrow as pa
 from . import __version__
 from .data import CLASSES, ID_COL, NUMERIC_FEATURES, TARGET, schema
-from .files import PathError, atomic_path, project_path
+from .files import PathError, atomic_path, json_text, project_path
 from .scoring.columns import salted_hashes
 from .preprocess import PreprocessorLoadError, build_preprocessor, load_preprocessor, prepare_features, save_preprocessor
 from .scoring.drift import describe_training, read_profile, write_profile
@@ -291,7 +291,7 @@ def _write_artifact(model:SegmentModel, # the model to write
     model.network.save(d/'model.keras')
     save_preprocessor(model.preprocessor, d/'preprocessor.skops')
     model.metadata['scoring_params'] = write_scoring_params(d, model.preprocessor, model.network, list(model.classes))
-    (d/'metadata.json').write_text(json.dumps(model.metadata, indent=1) + '\n', encoding='utf-8')
+    (d/'metadata.json').write_text(json_text(model.metadata), encoding='utf-8')
     if getattr(model, 'profile', None) is not None: write_profile(model.profile, d)
     if getattr(model, 'training_ids', None) is not None: write_training_ids(d, *model.training_ids)
 

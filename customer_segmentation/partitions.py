@@ -9,6 +9,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from .data import CLASSES, CustomerDataError
 from .deploy import DEFAULT_CHUNK_SIZE, check_options, score_csv
+from .artifact import model_folder_of
 from .scoring.drift import drift_warning, report_paths, write_drift_report
 from .files import atomic_path, outputs, scratch
 from .scoring.engine import load_scoring_model
@@ -269,7 +270,8 @@ def score_partitions(input_path, # a folder of partitions (.parquet, .csv, .csv.
     t0, parts, output = time.time(), [p.absolute() for p in list_partitions(input_path)], Path(output_path)
     rejects, report = Path(rejects_path) if rejects_path else None, report_paths(output, drift_report)
     _check_folders(parts, output, rejects, format)
-    check_options(drift_report, report, options.get('reject_out_of_range', False), rejects_path, options.get('chunk_size', DEFAULT_CHUNK_SIZE))
+    check_options(drift_report, report, options.get('reject_out_of_range', False), rejects_path,
+                  options.get('chunk_size', DEFAULT_CHUNK_SIZE), output, model_folder_of(model_dir))
     model = load_scoring_model(model_dir)
     # the cluster is closed last: the run's temporary folders go first, which stops every task still scoring (`given_up`)
     with dask_client(workers, scheduler) as client, atomic_path(output, folder=True) as out, \

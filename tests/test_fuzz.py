@@ -181,3 +181,71 @@ def test_any_output_path_is_written_or_refused_and_nothing_else_changes(model, o
             if after.get(k) != v: assert isinstance(v, bytes) and isinstance(after.get(k), bytes) and ours(k), k
         assert not any('.part' in k for k in after), after.keys()
         assert all(ours(k) for k in set(after) - set(before)), set(after) - set(before)
+
+
+# --- the labels side: every output role crossed with every input and model path of the run (issue #26) --------------------
+
+_ROLE_TARGETS = ['new', 'the input', 'the input via ./', 'link to the input', 'hard link to the input', 'a model file',
+                 'inside the model', 'the model folder', 'the report', 'standard output']
+
+
+def _labels_box(d:Path)->tuple:
+    "A labeled file `lab.csv` of 120 new customers, a copy `m/` of the shipped model, and a link and a hard link to the input."
+    rows = (ROOT/'dataset'/'train.csv').read_text().splitlines()
+    (d/'lab.csv').write_text('\n'.join([rows[0]] + [f'n{i},' + r.split(',', 1)[1] for i, r in enumerate(rows[1:121])]) + '\n')
+    import shutil; shutil.copytree(ROOT/'saved_model', d/'m')
+    (d/'to_lab.csv').symlink_to(d/'lab.csv'); os.link(d/'lab.csv', d/'hard.csv')
+    return d/'lab.csv', d/'m'
+
+
+def _target(d:Path, kind:str, name:str):
+    return {'new': d/name, 'the input': d/'lab.csv', 'the input via ./': d/'.'/'lab.csv', 'link to the input': d/'to_lab.csv',
+            'hard link to the input': d/'hard.csv', 'a model file': d/'m'/'metadata.json', 'inside the model': d/'m'/'sub'/name,
+            'the model folder': d/'m', 'the report': d/'report.json', 'standard output': '-'}[kind]
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(rep=st.sampled_from(_ROLE_TARGETS), fig=st.sampled_from(_ROLE_TARGETS + ['beside']),
+       rej=st.sampled_from(_ROLE_TARGETS + ['none']), record=st.booleans())
+def test_evaluate_writes_its_outputs_or_refuses_and_harms_nothing(rep, fig, rej, record):
+    from customer_segmentation.labels import evaluate_file
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d); lab, m = _labels_box(d)
+        paths = dict(report_path=_target(d, rep, 'report.json'), figure=None if fig == 'beside' else _target(d, fig, 'fig.png'),
+                     rejects_path=None if rej == 'none' else _target(d, rej, 'rej.csv'))
+        before = _snapshot(d)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore')
+                evaluate_file(lab, model_dirs=[m], record=record, **paths)
+        except (CustomerDataError, PathError) as e:
+            event(f'refused: {str(e).split(";")[0].split(": ", 1)[-1][:30]}')
+            assert _snapshot(d) == before, str(e)
+            return
+        event('evaluated')
+        outs = [p for p in paths.values() if p is not None and str(p) != '-']
+        assert all(k.split('/')[0] not in ('lab.csv', 'to_lab.csv', 'hard.csv') for k in set(_snapshot(d)) - set(before))
+        for k, v in before.items():  # the inputs and the model are as they were; only a recorded evaluation is new
+            assert _snapshot(d).get(k) == v, k
+        new = set(_snapshot(d)) - set(before)
+        assert new <= {str(Path(p).relative_to(d)) for p in outs} | {'report.png', 'm/latest_evaluation.json'}, new
+        assert ('m/latest_evaluation.json' in new) == record
+
+
+_TRAIN_OUTPUTS = ['the input', 'folder holding the input', 'model with a file of mine', 'inside a model', 'a file', 'the folder itself']
+
+
+@settings(max_examples=12, **SETTINGS)
+@given(out=st.sampled_from(_TRAIN_OUTPUTS), replace=st.booleans(), twice=st.booleans())
+def test_train_refuses_every_harmful_folder_before_any_work(out, replace, twice):
+    from customer_segmentation.export.retrain import train_from_files
+    with tempfile.TemporaryDirectory() as d:
+        d = Path(d); lab, m = _labels_box(d)
+        (d/'data').mkdir(); (d/'data'/'x.csv').write_bytes(lab.read_bytes()); (m/'notes.txt').write_text('mine')
+        target = {'the input': lab, 'folder holding the input': d/'data', 'model with a file of mine': m,
+                  'inside a model': m/'child', 'a file': d/'hard.csv', 'the folder itself': d}[out]
+        inputs = [d/'data'/'x.csv'] + ([d/'data'/'.'/'x.csv'] if twice else [])
+        before = _snapshot(d)
+        with pytest.raises((CustomerDataError, PathError)) as e: train_from_files(inputs, target, replace=replace, cv=0)
+        event(f'refused: {str(e.value).split(";")[0].split(": ", 1)[-1][:30]}')
+        assert _snapshot(d) == before

@@ -2,7 +2,7 @@
 (an error, SIGINT, SIGTERM, SIGHUP, a closed pipe, SIGKILL then the next run), full disks and read-only folders. Each case runs
 the `custseg` console script in a subprocess, as a user would, from a scratch folder with its own TMPDIR, and checks what is
 left: every file that was there before, as it was, and nothing else."""
-import os, signal, stat, subprocess, sys, time
+import json, os, shutil, signal, stat, subprocess, sys, time
 from pathlib import Path
 
 import pyarrow as pa
@@ -316,3 +316,201 @@ def test_a_stopped_cluster_run_leaves_nothing_and_its_tasks_stop_writing(box, bi
     assert p.returncode == 143 and err.decode().strip().splitlines() == [STOPPED], err
     time.sleep(3)  # a task that went on would write again by now
     assert sorted(x.name for x in work.iterdir()) == ['in.csv'] and list(tmp.iterdir()) == []
+
+
+# --- the labels side: evaluate, train and info keep the same promise (issue #26) -----------------------------------------
+
+SAVED = ROOT/'saved_model'
+TRAIN = project_path('dataset', 'train.csv')
+
+
+def strict_json(text:str):
+    "Parse `text` as strict JSON: NaN, Infinity and -Infinity are refused."
+    def no(c): raise ValueError(f'not JSON: {c}')
+    return json.loads(text, parse_constant=no)
+
+
+@pytest.fixture
+def lab(tmp_path):
+    "A folder of one's own: `lab.csv` (300 labeled customers with new IDs), `m/` a copy of the shipped model, TMPDIR."
+    (work := tmp_path/'work').mkdir(); (tmp := tmp_path/'tmp').mkdir()
+    rows = TRAIN.read_text().splitlines()
+    lines = [rows[0]] + [f'n{i},' + r.split(',', 1)[1] for i, r in enumerate(rows[1:301])]
+    (work/'lab.csv').write_text('\n'.join(lines) + '\n')
+    shutil.copytree(SAVED, work/'m')
+    return work, tmp
+
+
+@pytest.mark.parametrize('args, needle', [
+    (['-o', 'lab.csv'], 'is the labeled file, and the report (-o) would overwrite it'),
+    (['-o', 'm/metadata.json', '--model-dir', 'm'], 'is inside the model folder'),
+    (['-o', 'r.json', '--model-dir', 'm', '--figure', 'm/fig.png'], 'is inside the model folder'),
+    (['-o', 'r.json', '--rejects', 'lab.csv'], 'is the labeled file, and the rejects file (--rejects) would overwrite it'),
+    (['-o', 'r.json', '--rejects', 'r.json'], 'given as the report (-o) and as the rejects file (--rejects)'),
+    (['-o', 'r.json', '--rejects', 'r.png'], 'given as the figure and as the rejects file (--rejects)'),
+    (['-o', './lab.csv', '--rejects', 'x.csv'], 'is the labeled file'),
+    (['-o', 'r.json', '--figure', '-'], 'not for standard output'),
+    (['-o', 'r.json', '--rejects', '-'], 'the rejects file must be a file'),
+])
+def test_evaluate_never_writes_over_what_it_reads(lab, args, needle):
+    work, tmp = lab
+    before = tree(work)
+    one_error(*custseg('evaluate', 'lab.csv', *args, cwd=work, tmpdir=tmp)[::2], needle)
+    assert tree(work) == before and list(tmp.iterdir()) == []
+
+
+def test_evaluate_to_standard_output_writes_json_there_and_no_file(lab):
+    work, tmp = lab
+    code, out, err = custseg('evaluate', 'lab.csv', '-o', '-', '--model-dir', 'm', '--no-record', cwd=work, tmpdir=tmp)
+    assert code == 0, err
+    assert strict_json(out.decode())['models'][0]['rows'] == 300 and 'Report: standard output' in err
+    assert sorted(p.name for p in work.iterdir()) == ['lab.csv', 'm'] and list(tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize('edit, needle', [
+    (lambda rows: rows[:1], 'has a header but no customer rows'),
+    (lambda rows: [rows[0]] + [r.rsplit(',', 1)[0] + ',' for r in rows[1:]], 'no labeled customer to judge (300 row(s) read: 300 without'),
+    (lambda rows: rows[:3] + [rows[1]] + rows[4:], '1 ID(s) occur more than once (2 rows; repeats at line(s) 4)'),
+    (lambda rows: rows[:2] + [rows[2].rsplit(',', 1)[0] + ',' + 'Q' * 2_000_000] + rows[3:], "'QQQQQQQQQQQQQQQQQQQ...'"),
+])
+def test_evaluate_refuses_what_it_cannot_judge_with_one_short_line(lab, edit, needle):
+    work, tmp = lab
+    (work/'lab.csv').write_text('\n'.join(edit((work/'lab.csv').read_text().splitlines())) + '\n')
+    before = tree(work)
+    code, _, err = custseg('evaluate', 'lab.csv', '-o', 'r.json', '--model-dir', 'm', cwd=work, tmpdir=tmp)
+    one_error(code, err, needle)
+    assert len(err) < 1000 and tree(work) == before
+
+
+def test_every_row_of_a_repeated_id_is_set_aside_with_rejects(lab):
+    work, tmp = lab
+    rows = (work/'lab.csv').read_text().splitlines()
+    (work/'lab.csv').write_text('\n'.join(rows[:3] + [rows[1]] + rows[4:]) + '\n')
+    code, _, err = custseg('evaluate', 'lab.csv', '-o', 'r.json', '--model-dir', 'm', '--no-record', '--rejects', 'rej.csv',
+                           cwd=work, tmpdir=tmp)
+    assert code == 0, err
+    rej = (work/'rej.csv').read_text().splitlines()
+    assert len(rej) == 3 and all(r.startswith('n0,') and r.endswith('ID occurs more than once in the file') for r in rej[1:])
+    assert strict_json((work/'r.json').read_text())['models'][0]['rows'] == 298
+
+
+def test_an_absent_segment_is_reported_absent_and_the_report_is_strict_json(lab):
+    work, tmp = lab
+    rows = (work/'lab.csv').read_text().splitlines()
+    (work/'lab.csv').write_text('\n'.join([rows[0]] + [r for r in rows[1:] if not r.endswith(',D')]) + '\n')
+    code, out, err = custseg('evaluate', 'lab.csv', '-o', 'r.json', '--model-dir', 'm', cwd=work, tmpdir=tmp)
+    assert code == 0, err
+    out = out.decode()
+    assert 'nan' not in out.lower() and 'segment(s) D absent' in out and 'D absent' in out
+    doc = strict_json((work/'r.json').read_text())
+    assert doc['models'][0]['absent'] == ['D'] and doc['models'][0]['segments']['D']['recall'] is None
+    strict_json((work/'m'/'latest_evaluation.json').read_text())
+    assert 'Recorded for custseg info: m/latest_evaluation.json' in out
+
+
+def test_one_folder_given_twice_is_judged_once(lab):
+    work, tmp = lab
+    code, out, err = custseg('evaluate', 'lab.csv', '-o', 'r.json', '--model-dir', 'm', '--model-dir', './m/', '--no-record',
+                             cwd=work, tmpdir=tmp)
+    assert code == 0, err
+    assert len(strict_json((work/'r.json').read_text())['models']) == 1
+    assert 'Note: ./m/ is the model folder m given again; it is judged once' in out.decode()
+
+
+def test_a_read_only_model_folder_is_named_as_not_recorded(lab, tmp_path):
+    work, tmp = lab
+    ro = tmp_path/'ro'
+    if not mount_tmpfs(ro, '16m'): pytest.skip('mounting a tmpfs needs root')
+    try:
+        shutil.copytree(SAVED, ro/'m')
+        subprocess.run(['mount', '-o', 'remount,ro', str(ro)], check=True)
+        code, out, err = custseg('evaluate', 'lab.csv', '-o', 'r.json', '--model-dir', ro/'m', cwd=work, tmpdir=tmp)
+        assert code == 0, err
+        assert f'Not recorded in {ro}/m: Read-only file system' in out.decode()
+        assert sorted(p.name for p in (ro/'m').iterdir()) == sorted(p.name for p in SAVED.iterdir())
+    finally: subprocess.run(['umount', '-l', str(ro)])
+
+
+@pytest.mark.parametrize('record', ['{"file": "x.csv", "evaluated": "2026-', '{}', 'null', '{"file": 1, "evaluated": 2, "rows": 5}'])
+def test_info_reads_a_broken_evaluation_record_as_absent(lab, record):
+    work, tmp = lab
+    (work/'m'/'latest_evaluation.json').write_text(record)
+    code, out, err = custseg('info', '--model-dir', 'm', cwd=work, tmpdir=tmp)
+    assert code == 0 and 'Traceback' not in err, err
+    assert 'Latest evaluation: none readable (' in out.decode()
+
+
+def test_info_says_unknown_for_lineage_it_does_not_have(lab):
+    work, tmp = lab
+    meta = json.loads((work/'m'/'metadata.json').read_text()); meta.pop('training'); meta.pop('metrics', None)
+    (work/'m'/'metadata.json').write_text(json.dumps(meta))
+    code, out, err = custseg('info', '--model-dir', 'm', cwd=work, tmpdir=tmp)
+    assert code == 0, err
+    out = out.decode()
+    assert 'Trained on: unknown' in out and 'Cross-validated: unknown' in out and '0 customers' not in out and '--no-cv' not in out
+
+
+@pytest.mark.parametrize('args, needle', [
+    (['m/mine.csv', '-o', 'm', '--replace'], 'holds the training file'),
+    (['lab.csv', '-o', 'm', '--replace'], 'holds notes.txt besides its saved model'),
+    (['lab.csv', '-o', 'm/child', '--parent', 'm'], 'is inside the model folder'),
+    (['lab.csv', './lab.csv', '-o', 'new'], 'given twice'),
+    (['lab.csv', '-o', 'lab.csv'], 'is the training file'),
+])
+def test_train_never_harms_a_folder_it_does_not_own(lab, args, needle):
+    work, tmp = lab
+    shutil.copy(work/'lab.csv', work/'m'/'mine.csv'); (work/'m'/'notes.txt').write_text('mine')
+    if args[0] != 'm/mine.csv': (work/'m'/'mine.csv').unlink()
+    before = tree(work)
+    one_error(*custseg('train', *args, '--no-cv', cwd=work, tmpdir=tmp)[::2], needle)
+    assert tree(work) == before and list(tmp.iterdir()) == []
+
+
+def test_train_refuses_two_segments_for_one_customer(lab):
+    work, tmp = lab
+    rows = (work/'lab.csv').read_text().splitlines()
+    flip = {'A': 'B', 'B': 'C', 'C': 'D', 'D': 'A'}
+    (work/'other.csv').write_text('\n'.join([rows[0]] + [r[:-1] + flip[r[-1]] for r in rows[1:4]]) + '\n')
+    before = tree(work)
+    one_error(*custseg('train', 'lab.csv', 'other.csv', '-o', 'new', '--no-cv', cwd=work, tmpdir=tmp)[::2],
+              '3 customer(s) have different segments in different files (ID \'n0\': ', 'at line 2 of lab.csv')
+    assert tree(work) == before
+
+
+def _train_then(work, tmp, sig_when):
+    "`custseg train lab.csv -o m --replace --no-cv`, stopped by SIGTERM when `sig_when(proc)` says so: (code, stderr)."
+    p = subprocess.Popen([CUSTSEG, 'train', 'lab.csv', '-o', 'm', '--replace', '--no-cv'], cwd=work, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env={**os.environ, 'TMPDIR': str(tmp)})
+    sig_when(p)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=300)
+    return p.returncode, err.decode()
+
+
+def test_a_signal_before_the_swap_keeps_the_old_model_and_says_so(lab):
+    work, tmp = lab
+    before = tree(work)
+    code, err = _train_then(work, tmp, lambda p: started(p, work, '.m.*.part*', timeout=120))
+    assert code == 143 and err.strip().splitlines()[-1] == f'{STOPPED} (m keeps its previous model)', err
+    assert tree(work) == before and list(tmp.iterdir()) == []
+
+
+def test_a_signal_during_the_swap_acts_after_it_and_says_the_model_was_written(lab, monkeypatch, capsys):
+    "In process: SIGTERM arrives while the folders are being swapped; the swap completes, and the last line says so."
+    from customer_segmentation import cli, files
+    from customer_segmentation.export import retrain
+    work, _ = lab
+    monkeypatch.chdir(work)
+    real_commit = files._commit
+    def commit_and_signal(tmp, path):
+        os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.05)  # the signal arrives mid-commit
+        real_commit(tmp, path)
+    monkeypatch.setattr(files, '_commit', commit_and_signal)
+    monkeypatch.setattr(files, '_WRITTEN', [])
+    def small_train(paths, model_dir, **kw):  # the real training writes the same way; a copy keeps the test fast
+        with files.atomic_path(model_dir, folder=True) as t: shutil.copytree(SAVED, t); (t/'new.txt').write_text('new')
+        return Path(model_dir)
+    monkeypatch.setattr(retrain, 'train_from_files', small_train)
+    assert cli.main(['train', 'lab.csv', '-o', 'm', '--replace', '--no-cv']) == 143
+    assert capsys.readouterr().err.strip() == 'custseg: interrupted after the run had finished; written in full: m'
+    assert (work/'m'/'new.txt').read_text() == 'new' and not list(work.glob('.m.*'))

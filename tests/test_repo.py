@@ -496,3 +496,11 @@ def test_sidebar_lists_the_story_then_each_folder():
     want += [(title(ROOT/'nbs'/d/'index.ipynb'), [f'{d}/index.ipynb'] + [_id(p) for p in PRODUCT if p.parent.name == d]) for d in FOLDERS]
     want += [('Research', [_id(p) for p in M.research_notebooks(ROOT)])]
     assert got == want, f'nbs/sidebar.yml is out of step with nbs/:\n  has  {got}\n  want {want}'
+
+
+def test_every_json_the_product_keeps_is_strict_json():
+    "Results and saved-model files parse with a strict parser: no NaN or Infinity (issue #26; reports are checked in test_no_harm)."
+    def no(c): raise ValueError(f'not JSON: {c}')
+    files = sorted([*(ROOT/'results').glob('*.json'), *(ROOT/'saved_model').glob('*.json')])
+    assert len(files) >= 5
+    for p in files: json.loads(p.read_text(), parse_constant=no)

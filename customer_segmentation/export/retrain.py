@@ -4,19 +4,62 @@
 
 # %% ../../nbs/export/09a_retrain.ipynb #8cb7d5d5
 from __future__ import annotations
+import warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..data import CLASSES, TARGET, CustomerDataError, file_sha256
-from ..files import PathError, destination
+from ..data import (CLASSES, FIRST_ROW_LINE, ID_COL, TARGET, CustomerDataError, data_error,
+                                        file_sha256, line_list, quoted)
+from ..files import PathError, check_roles, destination, same_file
 from ..artifact import SCORING_PACKAGES, check_replaceable, read_metadata
+from ..scoring.customer_files import DEFAULT_CHUNK_SIZE, open_customers, parse_features, typed_frame
+from ..scoring.rules import input_file, parse_sep
 from ..evaluate import cross_validate, cv_folds, leaderboard
-from ..labels import read_labeled
+from ..labels import bad_labels_error, label_codes, require_labels
 from ..model import NetConfig, network_learner, save_model, train_segment_model
 from ..prediction_sets import calibrate
+from ..report import count
 
 # %% auto #0
-__all__ = ['MIN_PER_SEGMENT', 'check_trainable', 'lineage', 'cross_validated', 'train_from_files']
+__all__ = ['MIN_PER_SEGMENT', 'check_unique_ids', 'read_labeled', 'check_trainable', 'combine_labeled', 'lineage',
+           'cross_validated', 'train_from_files']
+
+# %% ../../nbs/export/09a_retrain.ipynb #bbda449a
+def check_unique_ids(df, # labeled customers, as `read_labeled` reads them
+                     source:str, # their file, for the message
+                    ):
+    "Refuse IDs that occur more than once in `df`, naming their lines."
+    ids = df[ID_COL]
+    dup = ids.notna().to_numpy() & ids.duplicated(keep=False).to_numpy()
+    if dup.any():
+        n = ids[dup].nunique()
+        raise CustomerDataError(
+            f"{source}: {count(n)} ID(s) occur more than once ({count(int(dup.sum()))} rows, at line(s) "
+            f"{line_list(np.flatnonzero(dup) + FIRST_ROW_LINE)}); a labeled customer is counted once. "
+            "Keep one row of each, with its right segment.")
+
+# %% ../../nbs/export/09a_retrain.ipynb #23263ba4
+def read_labeled(path:str|Path, # labeled customers: CSV, compressed CSV or Parquet
+                 sep:str=',', # the delimiter of a CSV
+                 chunk_size:int=DEFAULT_CHUNK_SIZE, # rows read at a time
+                ):
+    "The labeled customers of `path` as one typed frame, checked as scoring checks a file; every row needs a segment."
+    import pandas as pd
+    parts = []
+    with input_file(path) as (inp, source):
+        src = open_customers(inp, parse_sep(sep), source); require_labels(src)
+        for t, offset in src.chunks(chunk_size, False):
+            (y, bad), lines = label_codes(t), offset + FIRST_ROW_LINE + np.arange(t.num_rows)
+            if bad.any(): raise bad_labels_error(t, bad, lines, source)
+            if (y < 0).any(): raise CustomerDataError(
+                f"{source}: {count(int((y < 0).sum()))} row(s) have no {TARGET} label, at line(s) "
+                f"{line_list(lines[y < 0])}; a model is trained on labeled customers only. Label them or drop them.")
+            f = typed_frame(t, parse_features(t, source, offset)[0])
+            f[TARGET] = np.asarray(CLASSES, dtype=object)[y]; parts.append(f)
+    if not sum(map(len, parts)): raise data_error('no rows', path=source)
+    df = pd.concat(parts, ignore_index=True)
+    check_unique_ids(df, source)
+    return df
 
 # %% ../../nbs/export/09a_retrain.ipynb #13a356bd
 MIN_PER_SEGMENT = 20  # labeled customers each segment needs before a model is trained on them
@@ -30,6 +73,31 @@ def check_trainable(df:pd.DataFrame, # the labeled customers to train on
     if few: raise CustomerDataError(f"{source}: too few labeled customers in segment(s) {', '.join(few)}: a model learns all four segments, and "
                                     f"training needs at least {MIN_PER_SEGMENT} of each. Add labeled customers, or train on them together with "
                                     "the reference customers (custseg train dataset/train.csv NEW.csv -o MODEL_DIR).")
+
+# %% ../../nbs/export/09a_retrain.ipynb #ea06cba5
+def _where(g:pd.DataFrame, paths:list)->str:
+    "The segments of one ID's rows `g`, with their lines and files."
+    return ', '.join(f"{s} at line {n} of {paths[f]}" for f, n, s in zip(g['_file'], g['_line'], g[TARGET]))
+
+def combine_labeled(paths:list, frames:list, # the training files, and the customers read from each
+                   )->pd.DataFrame:
+    "One frame of the customers of `frames`: an ID labeled two ways is refused, one repeated alike is kept once."
+    if len(frames) == 1: return frames[0]
+    df = pd.concat([f.assign(_file=i, _line=np.arange(len(f)) + FIRST_ROW_LINE) for i, f in enumerate(frames)],
+                   ignore_index=True)
+    has = df[ID_COL].notna()
+    twice = df[has & df[ID_COL].duplicated(keep=False)]
+    clash = twice.groupby(ID_COL)[TARGET].nunique().loc[lambda s: s > 1].index
+    if len(clash):
+        ex = '; '.join(f"ID {quoted(i)}: {_where(g, paths)}"
+                       for i, g in list(twice[twice[ID_COL].isin(clash)].groupby(ID_COL, sort=False))[:3])
+        raise CustomerDataError(f"{count(len(clash))} customer(s) have different segments in different files ({ex}); "
+                                "a customer has one segment. Correct the labels, or leave the stale file out.")
+    again = has & df[ID_COL].duplicated(keep='first')
+    if again.any():
+        warnings.warn(f"{count(int(again.sum()))} customer(s) appear in more than one of {', '.join(map(str, paths))}"
+                      " with the same segment; each is trained on once")
+    return df[~again].drop(columns=['_file', '_line']).reset_index(drop=True)
 
 # %% ../../nbs/export/09a_retrain.ipynb #ad2804da
 def lineage(paths:list, frames:list, # the training files, and the customers read from each
@@ -54,23 +122,33 @@ def cross_validated(df:pd.DataFrame, config:NetConfig, # the labeled customers, 
             calibrate(np.tile(y, repeats), r.oof.reshape(-1, len(CLASSES))))
 
 # %% ../../nbs/export/09a_retrain.ipynb #42f504ea
+def _check_paths(paths:list, model_dir:Path, replace:bool):
+    "Refuse, before reading anything, a file given twice, a model folder that holds an input, or one not to replace."
+    for i, p in enumerate(paths):
+        if (q := next((q for q in paths[:i] if same_file(p, q)), None)) is not None:
+            raise PathError(f"{p}: given twice (also as {q}); each labeled file is read once. Leave the repeat out.")
+    check_roles({'the model folder (-o)': model_dir}, {f'the training file {p}': p for p in paths})
+    destination(model_dir, folder=True)
+    if model_dir.exists() and not replace and (not model_dir.is_dir() or any(model_dir.iterdir())):
+        raise PathError(f"{model_dir}: already exists. Give a new folder, or replace the model in it with --replace: "
+                        "the new model takes its place only once it is saved and checked.")
+    check_replaceable(model_dir)
+
 def train_from_files(paths:list, # labeled files (CSV, compressed CSV, Parquet), combined in order
                      model_dir:str|Path, # the model folder to write
                      replace:bool=False, # replace a saved model already there (atomically)
                      parent:str|Path|None=None, # the model this one succeeds, recorded in its lineage
                      config:NetConfig|None=None, # the recipe (default: the shipped one)
-                     cv:int=1, # repeats of 5-fold cross-validation, for the figures and the prediction sets (0: neither)
+                     cv:int=1, # repeats of 5-fold cross-validation, for the figures and the sets (0: neither)
                     )->Path:
     "Train the recipe on the labeled customers of `paths` and save the model in `model_dir`; returns the folder."
     model_dir, config = Path(model_dir), config or NetConfig()
-    if model_dir.exists() and not replace and (not model_dir.is_dir() or any(model_dir.iterdir())):
-        raise PathError(f"{model_dir}: already exists. Give a new folder, or replace the model in it with --replace (replace=True): "
-                        "the new model takes its place only once it is saved and checked.")
-    check_replaceable(destination(model_dir, folder=True))
+    _check_paths(list(paths), model_dir, replace)
     frames = [read_labeled(p) for p in paths]
-    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    df = combine_labeled(list(paths), frames)
     check_trainable(df, ', '.join(map(str, paths)))
     metrics, sets = cross_validated(df, config, cv) if cv else (None, None)
-    model, _ = train_segment_model(df, config, metrics=metrics, data_info=lineage(paths, frames, parent))
+    info = {**lineage(paths, frames, parent), 'rows': len(df), 'cv_repeats': cv}
+    model, _ = train_segment_model(df, config, metrics=metrics, data_info=info)
     if sets: model.metadata['prediction_sets'] = sets
     return save_model(model, model_dir)

@@ -327,3 +327,14 @@ def report(self:IdSpill)->tuple|None:
             n_ids, n_rows, first = n_ids + n, n_rows + r, np.sort(np.r_[first, lines])[:5]
     finally: self.close()
     return (n_ids, n_rows, n_rows - n_ids, first.astype(np.int64)) if n_ids else None
+
+# %% ../../nbs/scoring/04a_columns.ipynb #82a493f3
+@patch
+def repeated(self:IdSpill)->np.ndarray:
+    "The sorted distinct hashes that occur more than once so far (read before `report`, which closes the files)."
+    out = [np.zeros(0, np.uint64)]
+    for f in self.files:
+        f.flush()
+        h = np.sort(np.fromfile(f.name, _PAIR)['h'])
+        out.append(np.unique(h[1:][h[1:] == h[:-1]]))
+    return np.sort(np.concatenate(out))

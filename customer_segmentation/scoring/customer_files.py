@@ -21,7 +21,7 @@ from .formats import block_size, csv_header, csv_reader, detect_format, parquet_
 # %% auto #0
 __all__ = ['DEFAULT_CHUNK_SIZE', 'MAX_BLOCK', 'is_stray_index', 'CustomerFile', 'open_customers', 'rechunk', 'RowTooLong',
            'csv_batches', 'fits', 'next_block', 'iter_csv_chunks', 'progress_bar', 'as_text', 'as_missing',
-           'parse_numeric', 'parse_features', 'typed_frame', 'invalid_rows', 'same_file', 'IdTracker']
+           'parse_numeric', 'parse_features', 'typed_frame', 'invalid_rows', 'IdTracker']
 
 # %% ../../nbs/scoring/04c_customer_files.ipynb #df14bed6
 def is_stray_index(name:str)->bool:
@@ -245,13 +245,6 @@ def invalid_rows(t:pa.Table, # a chunk
             reasons[mask] = np.where(reasons[mask] == '', '', reasons[mask] + '; ') + f'{c} {kind}'
             bad |= mask
     return bad, reasons
-
-# %% ../../nbs/scoring/04c_customer_files.ipynb #8178ef57
-def same_file(a:Path, b:Path)->bool:
-    "Do paths `a` and `b` name the same file (also through links)?"
-    if Path(a).resolve() == Path(b).resolve(): return True
-    try: return Path(a).exists() and Path(b).exists() and os.path.samefile(a, b)
-    except OSError: return False
 
 # %% ../../nbs/scoring/04c_customer_files.ipynb #086d8d9b
 class IdTracker:

@@ -9,17 +9,16 @@ from pathlib import Path
 import numpy as np
 from fastcore.basics import patch
 from ..data import CATEGORY_VALUES, CATEGORICAL_FEATURES, CLASSES, FEATURES, NUMERIC_FEATURES
-from ..files import atomic_write, is_direct, save_figure
+from ..files import is_direct, save_figure, write_json
 from ..report import count, num, pct
-from ..artifact import ModelLoadError, RETRAIN
+from ..artifact import PROFILE_FILE, RETRAIN, ModelLoadError
 from ..metrics import chi2_sf, normal_cdf
 
 # %% auto #0
-__all__ = ['MAX_LEVELS', 'ENCODED_WIDTH', 'PROFILE_VERSION', 'PROFILE_FILE', 'THRESHOLDS', 'SAMPLE_PER_CHUNK', 'SUFFIXES',
-           'numeric_edges', 'category_codes', 'feature_arrays', 'column_arrays', 'bin_counts', 'encode',
-           'describe_training', 'check_profile', 'write_profile', 'read_profile', 'psi', 'chi2_test', 'domain_auc',
-           'DriftCheck', 'verdict', 'drift_warning', 'no_profile_warning', 'plot_drift', 'write_drift_report',
-           'report_paths']
+__all__ = ['MAX_LEVELS', 'ENCODED_WIDTH', 'PROFILE_VERSION', 'THRESHOLDS', 'SAMPLE_PER_CHUNK', 'SUFFIXES', 'numeric_edges',
+           'category_codes', 'feature_arrays', 'column_arrays', 'bin_counts', 'encode', 'describe_training',
+           'check_profile', 'write_profile', 'read_profile', 'psi', 'chi2_test', 'domain_auc', 'DriftCheck', 'verdict',
+           'drift_warning', 'no_profile_warning', 'plot_drift', 'write_drift_report', 'report_paths']
 
 # %% ../../nbs/scoring/04g_drift_check.ipynb #7e3fdd6f
 MAX_LEVELS = 20  # a numeric feature with at most this many distinct training values is binned by value
@@ -106,8 +105,6 @@ def describe_training(df:pd.DataFrame, # typed training customers (as `load_cust
             'segment_mix': None if mix is None else mix.round(6).to_dict()}
 
 # %% ../../nbs/scoring/04g_drift_check.ipynb #c8abcd73
-PROFILE_FILE = 'training_profile.json'
-
 def check_profile(profile:dict, source:str='training profile'):
     "Raise `ModelLoadError` unless `profile` is a training profile this version can compare with."
     def bad(why): raise ModelLoadError(f"{source}: {why}. {RETRAIN}")
@@ -125,7 +122,7 @@ def check_profile(profile:dict, source:str='training profile'):
 # %% ../../nbs/scoring/04g_drift_check.ipynb #8c2a0153
 def write_profile(profile:dict, model_dir):
     "Write `profile` into the model folder `model_dir`."
-    with atomic_write(Path(model_dir)/PROFILE_FILE) as f: json.dump(profile, f)
+    write_json(profile, Path(model_dir)/PROFILE_FILE, indent=None)
 
 def read_profile(model_dir)->dict|None:
     "The checked training profile in `model_dir`, or None for a model saved without one."
@@ -309,7 +306,7 @@ def write_drift_report(report:dict, # from `DriftCheck.report`
     if draw:  # the figure first: the JSON, which tools read, appears only once both are done
         import matplotlib.pyplot as plt  # only here: importing it costs more than scoring a small file
         fig = plot_drift(report); save_figure(fig, figure_path); plt.close(fig)
-    with atomic_write(json_path) as f: json.dump(report, f, indent=1, default=_plain)
+    write_json(report, json_path, default=_plain)
     return (Path(json_path), Path(figure_path)) if draw else (Path(json_path),)
 
 # %% ../../nbs/scoring/04g_drift_check.ipynb #35449cc0

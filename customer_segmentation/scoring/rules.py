@@ -11,8 +11,7 @@ import numpy as np
 from fastcore.basics import patch
 from dataclasses import dataclass
 from ..data import DELIMITERS, CustomerDataError, problem, range_problems
-from .customer_files import same_file
-from ..files import PathError, destination, is_direct, scratch
+from ..files import PathError, destination, is_direct, same_file, scratch
 
 # %% auto #0
 __all__ = ['STDIO', 'RangeCheck', 'input_file', 'JobPaths', 'check_paths', 'parse_sep', 'ParameterError', 'check_parameters',
