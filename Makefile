@@ -24,13 +24,14 @@ export PYTHONHASHSEED := 0
 
 .PHONY: setup hooks data run test readme docs browser bench cv-estimate blend-cv clean-runs bench-drift bench-dask
 
-## setup: create .venv with the package (editable), its training, Dask and dev dependencies, and install nbdev's hooks (make hooks)
+## setup: create .venv with the package (editable), its training, Dask and dev dependencies at the versions of .ci/constraints.txt
+## (those saved_model/ was trained with), and install nbdev's hooks (make hooks)
 setup: $(STAMP)
 	@$(MAKE) --no-print-directory hooks
-$(STAMP): settings.ini setup.py
+$(STAMP): settings.ini setup.py .ci/constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,train,dask]'
+	$(BIN)/python -m pip install -q -c .ci/constraints.txt -e '.[dev,train,dask]'
 	touch $@
 
 ## hooks: in a git checkout, nbdev's hooks: JupyterLab cleans notebooks when it saves them (nbdev_install_hooks, with
