@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 # checks that every numbered notebook is in exactly one list.
 NOTEBOOKS := 01_data 02_eda 03_preprocessing 05_modelling 06_deploy
 LIBRARY_NOTEBOOKS := 04_evaluation 07_drift 08_partitions 09_labels 10_cli \
-  foundations/00a_files foundations/00b_report foundations/01a_fetch foundations/01b_artifact foundations/01c_metrics foundations/01d_prediction_sets foundations/01e_model_card \
+  foundations/00_errors foundations/00a_files foundations/00b_report foundations/01a_fetch foundations/01b_artifact foundations/01c_metrics foundations/01d_prediction_sets foundations/01e_model_card \
   scoring/04a_columns scoring/04b_formats scoring/04c_customer_files scoring/04d_scoring_rules scoring/04e_scoring_spec \
   scoring/04f_lookup_tables scoring/04g_drift_check scoring/04h_numpy_engine scoring/04i_run_summary \
   export/04j_preprocessing_export export/04k_scoring_params export/09a_retrain

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from .data import CLASSES, schema
 from .files import PART, PathError
+from .errors import CustsegError
 
 # %% auto #0
 __all__ = ['FORMAT_VERSION', 'MODEL_FILES', 'VERSION_PACKAGES', 'METADATA_FIELDS', 'RETRAIN', 'SCORING_PACKAGES',
@@ -27,7 +28,7 @@ RETRAIN = 'Retrain it with `make run` (or train_segment_model + save_model).'
 SCORING_PACKAGES = ('numpy', 'pandas', 'pyarrow')  # what the numpy engine needs: no TensorFlow, Keras, scikit-learn, skops or scipy
 
 # %% ../nbs/foundations/01b_artifact.ipynb #f8046f13
-class ModelLoadError(ValueError):
+class ModelLoadError(CustsegError, ValueError):
     "A saved model that cannot be used: missing files, wrong schema or classes, or incompatible package versions."
 
 class ModelVersionWarning(UserWarning):

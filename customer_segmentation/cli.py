@@ -8,13 +8,14 @@ import argparse, importlib.util, io, os, signal, sys, threading, time, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import customer_segmentation
+from .errors import CustsegError
 from .data import CustomerDataError
 from .files import STOP_SIGNALS, PathError, written
 from .fetch import fetch_data
 
 # %% auto #0
-__all__ = ['TRAINING_LIBRARIES', 'skip_pandas_probe', 'is_stdout', 'build_parser', 'Interrupted', 'stopped_line', 'interruptible',
-           'main']
+__all__ = ['TRAINING_LIBRARIES', 'USER_ERRORS', 'skip_pandas_probe', 'is_stdout', 'build_parser', 'Interrupted', 'stopped_line',
+           'interruptible', 'main']
 
 # %% ../nbs/10_cli.ipynb #e0bb61c7
 def _cmd_data_fetch(args)->int:
@@ -240,14 +241,7 @@ def build_parser()->argparse.ArgumentParser:
     return p
 
 # %% ../nbs/10_cli.ipynb #d6847c16
-def _user_errors()->tuple:
-    "Exception types that mean a fixable problem with the user's files or model folder (no traceback)."
-    errs = [CustomerDataError, PathError, OSError]  # (OSError: a file the system refuses, worded by `_error_line`)
-    m = sys.modules.get('customer_segmentation.artifact')  # ModelLoadError can only come from an imported artifact module
-    if m is not None and hasattr(m, 'ModelLoadError'): errs.append(m.ModelLoadError)
-    m = sys.modules.get('customer_segmentation.partitions')  # and ClusterError from partitions, when a folder was scored
-    if m is not None: errs.append(m.ClusterError)
-    return tuple(errs)
+USER_ERRORS = (CustsegError, OSError)  # fixable by the user: one line, exit 2 (an OSError worded by `_error_line`)
 
 # %% ../nbs/10_cli.ipynb #977fa2df
 def _error_line(e:Exception)->str:
@@ -289,7 +283,7 @@ def main(argv:list|None=None, # arguments (default: sys.argv[1:])
     args = build_parser().parse_args(argv)
     try:
         with interruptible(): return args.func(args)
-    except _user_errors() as e:
+    except USER_ERRORS as e:
         if isinstance(e, BrokenPipeError): return _broken_pipe()
         print(f"custseg: error: {_error_line(e)}", file=sys.stderr)
         return 2

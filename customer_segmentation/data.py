@@ -7,16 +7,17 @@ from __future__ import annotations
 import csv, hashlib, warnings
 from pathlib import Path
 import numpy as np
+from .errors import CustsegError
+from .report import quoted
 
 # %% auto #0
 __all__ = ['ID_COL', 'TARGET', 'CLASSES', 'CATEGORY_VALUES', 'INTEGER_FEATURES', 'FLOAT_FEATURES', 'NUMERIC_FEATURES',
-           'CATEGORICAL_FEATURES', 'FEATURES', 'MISSING', 'DATA_FILES', 'KAGGLE_DATASET', 'MESSAGES', 'QUOTE_WIDTH',
-           'DELIMITERS', 'NA_VALUES', 'FIRST_ROW_LINE', 'NUMERIC_LIMIT', 'feature_kind', 'schema', 'CustomerDataError',
-           'file_sha256', 'problem', 'data_error', 'line_list', 'quoted', 'value_list', 'count_list',
-           'required_columns', 'check_header', 'read_header', 'name_hint', 'check_columns', 'numeric_problems',
-           'check_numeric', 'range_problems', 'check_labels', 'unseen_values', 'level_variants', 'variants_warning',
-           'unseen_categories', 'id_keys', 'repeated_keys', 'customer_warnings', 'validate_customers',
-           'read_customers_csv', 'load_customers']
+           'CATEGORICAL_FEATURES', 'FEATURES', 'MISSING', 'DATA_FILES', 'KAGGLE_DATASET', 'MESSAGES', 'DELIMITERS',
+           'NA_VALUES', 'FIRST_ROW_LINE', 'NUMERIC_LIMIT', 'feature_kind', 'schema', 'CustomerDataError', 'file_sha256',
+           'problem', 'data_error', 'line_list', 'value_list', 'count_list', 'required_columns', 'check_header',
+           'read_header', 'name_hint', 'check_columns', 'numeric_problems', 'check_numeric', 'range_problems',
+           'check_labels', 'unseen_values', 'level_variants', 'variants_warning', 'unseen_categories', 'id_keys',
+           'repeated_keys', 'customer_warnings', 'validate_customers', 'read_customers_csv', 'load_customers']
 
 # %% ../nbs/01_data.ipynb #747dbf5b
 ID_COL = 'ID'
@@ -67,7 +68,7 @@ DATA_FILES = {
 }
 KAGGLE_DATASET = 'abisheksudarshan/customer-segmentation'
 
-class CustomerDataError(ValueError):
+class CustomerDataError(CustsegError, ValueError):
     "A customer file that is missing, unreadable or does not match the schema."
 
 # %% ../nbs/01_data.ipynb #b4ac95a1
@@ -124,12 +125,6 @@ def line_list(lines, # file line numbers (the header is line 1)
     "The first `n` of `lines`, then how many more."
     more = (len(lines) if total is None else total) - n
     return ', '.join(str(int(i)) for i in lines[:n]) + (f' (and {more:,} more)' if more > 0 else '')
-
-QUOTE_WIDTH = 24  # the most characters of a value that a message quotes
-def quoted(v)->str:
-    "`v` quoted for a message, cut to `QUOTE_WIDTH` characters: a 2 MB cell is not echoed back."
-    s = repr(v.item() if isinstance(v, np.generic) else v)
-    return s if len(s) <= QUOTE_WIDTH else s[:QUOTE_WIDTH - 4] + '...' + s[0]
 
 def value_list(values, n:int=3)->str:
     "The first `n` of `values`, quoted."

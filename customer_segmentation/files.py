@@ -8,6 +8,7 @@ import contextvars, ctypes, errno, json, math, os, re, secrets, shutil, signal, 
 from fastcore.basics import patch
 from contextlib import contextmanager
 from pathlib import Path
+from .errors import CustsegError
 
 # %% auto #0
 __all__ = ['SPECIAL_ROOTS', 'PART', 'STOP_SIGNALS', 'FIGURE_DPI', 'project_root', 'project_path', 'PathError', 'is_direct',
@@ -32,7 +33,7 @@ def project_path(*parts:str)->Path:
     return project_root().joinpath(*parts)
 
 # %% ../nbs/foundations/00a_files.ipynb #7fd2a83f
-class PathError(ValueError):
+class PathError(CustsegError, ValueError):
     "A path a run cannot write: a folder where a file belongs, a file where a folder belongs, or a folder it may not write in."
 
 # %% ../nbs/foundations/00a_files.ipynb #1f150100
@@ -150,8 +151,7 @@ def _exchange(a:Path, b:Path)->bool:
     "Swap paths `a` and `b` in one step (Linux `renameat2` with `RENAME_EXCHANGE`); False where it is not available."
     try: swap = ctypes.CDLL(None, use_errno=True).renameat2
     except (OSError, AttributeError): return False
-    AT_FDCWD, RENAME_EXCHANGE = -100, 2
-    return swap(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
+    return swap(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0  # AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE
 
 def _commit(tmp:Path, path:Path):
     "Move the finished `tmp` to `path`: a file replaces a file, keeping its permissions; a folder replaces a folder."

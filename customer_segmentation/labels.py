@@ -13,14 +13,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from fastcore.basics import patch
-from .data import (CLASSES, FIRST_ROW_LINE, ID_COL, TARGET, CustomerDataError, data_error,
-                                        line_list, quoted)
+from .data import CLASSES, FIRST_ROW_LINE, ID_COL, TARGET, CustomerDataError, data_error, line_list
 from .files import (PathError, check_roles, destination, is_direct, outputs, save_figure,
                                          same_file, write_json)
 from .metrics import Tally, comparison_verdict, difference, row_log_loss
 from .artifact import default_model_dir, is_model_folder, read_training_ids
 from .model_card import model_card, record_evaluation
-from .report import count, num, pct
+from .report import count, num, pct, quoted
 from .scoring.columns import IdSpill, id_hashes, salted_hashes
 from .scoring.customer_files import (DEFAULT_CHUNK_SIZE, as_missing, invalid_rows, open_customers,
                                                           parse_features)
@@ -104,7 +103,9 @@ class Paired:
     def figures(self, a:str, b:str)->dict:
         "The paired differences in accuracy and log loss, with their standard errors, and the verdict in words."
         acc, ll = difference(*self.sums[:2], self.rows), difference(*self.sums[2:], self.rows)
-        return {'a': a, 'b': b, 'rows': self.rows, 'accuracy': acc, 'log_loss': ll, 'verdict': comparison_verdict(a, b, acc)}
+        verdict = (comparison_verdict(a, b, acc) if self.rows else
+                   f"{a} and {b} are not compared: no labeled customer here that neither was trained on")
+        return {'a': a, 'b': b, 'rows': self.rows, 'accuracy': acc, 'log_loss': ll, 'verdict': verdict}
 
 # %% ../nbs/09_labels.ipynb #996112e3
 @dataclass

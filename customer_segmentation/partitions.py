@@ -14,6 +14,7 @@ from .scoring.drift import drift_warning, report_paths, write_drift_report
 from .files import atomic_path, outputs, scratch
 from .scoring.engine import load_scoring_model
 from .scoring.run_summary import ScoreSummary
+from .errors import CustsegError
 
 # %% auto #0
 __all__ = ['PARTITION_SUFFIXES', 'FORMATS', 'DASK_LOGGERS', 'LOST_WORKERS_TIMEOUT', 'POLL_SECONDS', 'is_partitioned',
@@ -51,7 +52,7 @@ def output_name(part:Path, fmt:str|None=None)->str:
     return part.name[:-len(_suffix(part))] + FORMATS[fmt]
 
 # %% ../nbs/08_partitions.ipynb #bed08432
-class ClusterError(RuntimeError):
+class ClusterError(CustsegError, RuntimeError):
     "A cluster that cannot score: unreachable, without workers, with workers that lack this package, or lost while scoring."
 
 # %% ../nbs/08_partitions.ipynb #cf5358b1

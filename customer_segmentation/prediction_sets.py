@@ -8,10 +8,11 @@ import math
 import numpy as np
 from fastcore.basics import patch
 from .data import CLASSES, CustomerDataError
+from .report import quoted
 from .metrics import share_se
 
 # %% auto #0
-__all__ = ['LEVELS', 'score_quantile', 'calibrate', 'thresholds_at', 'check_confidence', 'set_thresholds', 'prediction_sets',
+__all__ = ['LEVELS', 'score_quantile', 'calibrate', 'check_confidence', 'thresholds_at', 'set_thresholds', 'prediction_sets',
            'set_codes', 'set_texts', 'set_labels', 'CoverageTally', 'coverage', 'fold_coverage', 'baseline_sets']
 
 # %% ../nbs/foundations/01d_prediction_sets.ipynb #06a0d7b9
@@ -37,30 +38,29 @@ def calibrate(y:np.ndarray, # the true segments of the calibration customers, as
             'rows': int(len(y)), 'rows_per_segment': {c: int((y == k).sum()) for k, c in enumerate(th)}, 'thresholds': th}
 
 # %% ../nbs/foundations/01d_prediction_sets.ipynb #24ff0ec6
-def thresholds_at(cal:dict, # from `calibrate`, as a saved model stores it
-                  confidence:float, # one of the calibrated levels
-                 )->np.ndarray:
-    "The probability threshold of each segment at `confidence`; ValueError naming the levels when it is not one."
-    levels = [round(x, 2) for x in cal['levels']]
-    if round(float(confidence), 2) != confidence or round(confidence, 2) not in levels:
-        raise ValueError(f"confidence must be one of {levels[0]:.2f}, {levels[1]:.2f}, ..., {levels[-1]:.2f} (two decimals); got {confidence!r}")
-    i = levels.index(round(confidence, 2))
-    return np.array([cal['thresholds'][c][i] for c in cal['thresholds']])
-
-# %% ../nbs/foundations/01d_prediction_sets.ipynb #125bc988
 def check_confidence(confidence)->float:
     "`confidence` as a level the sets are calibrated at, or a one-line error naming the parameter and the range."
     try: ok = LEVELS[0] <= float(confidence) <= LEVELS[-1] and round(float(confidence), 2) == float(confidence)
     except (TypeError, ValueError): ok = False
-    if not ok: raise CustomerDataError(f"confidence (--confidence) must be between {LEVELS[0]} and {LEVELS[-1]}, in steps of 0.01, e.g. 0.9; got {confidence!r}")
+    if not ok: raise CustomerDataError(f"confidence (--confidence) must be between {LEVELS[0]} and {LEVELS[-1]}, "
+                                       f"in steps of 0.01, e.g. 0.9; got {quoted(confidence)}")
     return float(confidence)
 
+def thresholds_at(cal:dict, # from `calibrate`, as a saved model stores it
+                  confidence:float, # one of the calibrated levels
+                 )->np.ndarray:
+    "The probability threshold of each segment at `confidence`, checked by `check_confidence`."
+    levels = [round(x, 2) for x in cal['levels']]
+    i = levels.index(round(check_confidence(confidence), 2))
+    return np.array([cal['thresholds'][c][i] for c in cal['thresholds']])
+
+# %% ../nbs/foundations/01d_prediction_sets.ipynb #125bc988
 def set_thresholds(model, # a loaded model, whose metadata may hold `prediction_sets`
                    confidence:float|None, # the level, or None for no sets
                   )->np.ndarray|None:
-    "Each segment's threshold at `confidence` for the model's prediction sets; None for a model saved without them, or no confidence."
+    "Each segment's threshold at `confidence` for the model's sets; None for a model saved without them, or no confidence."
     cal = (getattr(model, 'metadata', None) or {}).get('prediction_sets')
-    return None if not cal or confidence is None else thresholds_at(cal, check_confidence(confidence))
+    return None if not cal or confidence is None else thresholds_at(cal, confidence)
 
 # %% ../nbs/foundations/01d_prediction_sets.ipynb #79c903b6
 def prediction_sets(p:np.ndarray, # probabilities (n, segments)

@@ -15,6 +15,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, SplineTransform
 from .data import (CATEGORICAL_FEATURES, CATEGORY_VALUES, FEATURES, MISSING, NUMERIC_FEATURES,
                                         TARGET, CustomerDataError)
 from .files import atomic_path
+from .errors import CustsegError
 
 # %% auto #0
 __all__ = ['SPENDING_ORDER', 'TRUSTED_TYPES', 'prepare_features', 'build_preprocessor', 'PreprocessorLoadError',
@@ -92,7 +93,7 @@ TRUSTED_TYPES = (
 )
 
 # %% ../nbs/03_preprocessing.ipynb #4870b31e
-class PreprocessorLoadError(ValueError):
+class PreprocessorLoadError(CustsegError, ValueError):
     "A saved preprocessor that is missing, unreadable, or holds types outside `TRUSTED_TYPES`."
 
 # %% ../nbs/03_preprocessing.ipynb #ce1fd650

@@ -9,7 +9,7 @@ from pathlib import Path
 from .files import project_path
 
 # %% auto #0
-__all__ = ['pct', 'num', 'count', 'pm', 'load_results', 'md', 'md_table']
+__all__ = ['QUOTE_WIDTH', 'pct', 'num', 'count', 'pm', 'quoted', 'load_results', 'md', 'md_table']
 
 # %% ../nbs/foundations/00b_report.ipynb #3fb975dd
 def pct(x:float, # a share, 0.537 for 53.7%
@@ -36,6 +36,14 @@ def pm(mean:float, # the mean over folds
     if kind == 'pct': nd = 1 if nd is None else nd; return f'{pct(mean, nd)} ± {100 * std:.{nd}f}'
     if kind == 'num': nd = 3 if nd is None else nd; return f'{num(mean, nd)} ± {num(std, nd)}'
     raise ValueError(f"kind must be 'pct' or 'num', got {kind!r}")
+
+# %% ../nbs/foundations/00b_report.ipynb #c4d53f06
+QUOTE_WIDTH = 24  # the most characters of a value that a message quotes
+
+def quoted(v)->str:
+    "`v` quoted for a message (its repr), cut to `QUOTE_WIDTH` characters."
+    s = repr(v.item() if hasattr(v, 'item') and type(v) not in (str, bytes) else v)  # numpy scalars as Python's
+    return s if len(s) <= QUOTE_WIDTH else s[:QUOTE_WIDTH - 4] + '...' + s[0]
 
 # %% ../nbs/foundations/00b_report.ipynb #e496ad0c
 def load_results(name:str='metrics.json', # a JSON file in `results/`, or a path

@@ -504,3 +504,15 @@ def test_every_json_the_product_keeps_is_strict_json():
     files = sorted([*(ROOT/'results').glob('*.json'), *(ROOT/'saved_model').glob('*.json')])
     assert len(files) >= 5
     for p in files: json.loads(p.read_text(), parse_constant=no)
+
+
+def test_every_error_of_the_package_is_a_custseg_error():
+    "One error base (issue #27): every exception class the package defines derives from errors.CustsegError, so the CLI has one exit-2 path."
+    import ast
+    found, bad = [], []
+    for p in sorted((ROOT/LIB).rglob('*.py')):
+        for node in ast.walk(ast.parse(p.read_text(encoding='utf-8'))):
+            if isinstance(node, ast.ClassDef) and node.name.endswith('Error') and node.name != 'CustsegError':
+                found.append(node.name)
+                if 'CustsegError' not in [getattr(b, 'id', getattr(b, 'attr', '')) for b in node.bases]: bad.append(f'{p.name}: {node.name}')
+    assert len(found) >= 7 and not bad, bad

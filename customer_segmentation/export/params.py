@@ -10,7 +10,7 @@ import numpy as np
 from ..artifact import row_normalised
 from ..data import file_sha256
 from .preprocessing import Arrays, check_preprocessing, export_preprocessor, probe_frame, sklearn_probe
-from ..scoring.spec import ACTIVATIONS, FORMAT, FORMAT_VERSION, PARAMS_FILE, ParamsError, bind, save_params
+from ..scoring.spec import ACTIVATIONS, FORMAT, FORMAT_VERSION, PARAMS_FILE, ScoringSpecError, bind, save_params
 from ..scoring.engine import Scorer
 
 # %% auto #0
@@ -41,8 +41,8 @@ def _layers(config:dict)->list:
     out = []
     for l in config['layers']:
         nodes = l.get('inbound_nodes', [])
-        if len(nodes) > 1: raise ParamsError(f"layer {l['name']}: shared layers are not exported")
-        if nodes and set(nodes[0].get('kwargs', {})) - {'training'}: raise ParamsError(f"layer {l['name']}: call arguments are not exported")
+        if len(nodes) > 1: raise ScoringSpecError(f"layer {l['name']}: shared layers are not exported")
+        if nodes and set(nodes[0].get('kwargs', {})) - {'training'}: raise ScoringSpecError(f"layer {l['name']}: call arguments are not exported")
         out.append((l['class_name'], l['name'], l['config'], _inputs(nodes[0]['args']) if nodes else []))
     return out
 
@@ -52,20 +52,20 @@ def keras_graph(network, # a keras.Model, or the path of its `.keras` archive
     "(layers as `_layers` gives them, {layer name: [arrays]}, the output layer's name) of a functional network."
     if isinstance(network, (str, Path)):
         cfg, weights = read_keras_archive(network)
-        if cfg.get('class_name') != 'Functional': raise ParamsError('only functional Keras models are exported')
+        if cfg.get('class_name') != 'Functional': raise ScoringSpecError('only functional Keras models are exported')
         config = cfg['config']
     else: config, weights = network.get_config(), {l.name: [np.asarray(w) for w in l.get_weights()] for l in network.layers}
     outs = config['output_layers']
     out = outs[0] if isinstance(outs[0], str) else (outs[0][0] if len(outs) == 1 else None)
-    if out is None: raise ParamsError('only single-output models are exported')
+    if out is None: raise ScoringSpecError('only single-output models are exported')
     return _layers(config), weights, out
 
 # %% ../../nbs/export/04k_scoring_params.ipynb #aaffcbf6
 def _dense(name:str, cfg:dict, weights:dict)->tuple:
     "(name, activation, kernel, bias) of a Dense layer, a zero bias where it has none."
     act, w, bias = cfg.get('activation'), weights.get(name, []), cfg.get('use_bias', True)
-    if act not in ACTIVATIONS: raise ParamsError(f'layer {name}: activation {act!r} is not exported')
-    if not w or (bias and len(w) < 2): raise ParamsError(f'layer {name}: its weights are missing')
+    if act not in ACTIVATIONS: raise ScoringSpecError(f'layer {name}: activation {act!r} is not exported')
+    if not w or (bias and len(w) < 2): raise ScoringSpecError(f'layer {name}: its weights are missing')
     return name, act, w[0], w[1] if bias else np.zeros(w[0].shape[1], w[0].dtype)
 
 def _chain(by:dict, start:str, head:str, weights:dict)->list:
@@ -73,10 +73,10 @@ def _chain(by:dict, start:str, head:str, weights:dict)->list:
     dense, name = [], head
     while name != start:
         kind, _, cfg, ins = by[name]
-        if len(ins) != 1: raise ParamsError(f'layer {name}: {kind} with {len(ins)} inputs inside a copy')
+        if len(ins) != 1: raise ScoringSpecError(f'layer {name}: {kind} with {len(ins)} inputs inside a copy')
         if kind == 'Dense': dense.append(_dense(name, cfg, weights))
         elif kind != 'Dropout' and not (kind == 'Activation' and cfg.get('activation') == 'linear'):
-            raise ParamsError(f'layer {name}: {kind} is not exported')
+            raise ScoringSpecError(f'layer {name}: {kind} is not exported')
         name = ins[0]
     return dense[::-1]
 
@@ -91,13 +91,13 @@ def export_network(network, # a keras.Model, or the path of its `.keras` archive
     "The network's spec: seed-copies of dense chains from the one input, their outputs averaged."
     layers, weights, out = keras_graph(network)
     by, inputs = {l[1]: l for l in layers}, [l[1] for l in layers if l[0] == 'InputLayer']
-    if len(inputs) != 1: raise ParamsError('only single-input models are exported')
+    if len(inputs) != 1: raise ScoringSpecError('only single-input models are exported')
     heads = by[out][3] if by[out][0] == 'Average' else [out]
     copies = [_copy_spec(s, _chain(by, inputs[0], h, weights), arrays) for s, h in enumerate(heads)]
     shapes = [[arrays[l['kernel']].shape for l in c] for c in copies]
     n_in = shapes[0][0][0]
     if any(w[0][0] != n_in or any(a[1] != b[0] for a, b in zip(w, w[1:])) for w in shapes):
-        raise ParamsError(f'the copies do not chain: kernel shapes {shapes}')
+        raise ScoringSpecError(f'the copies do not chain: kernel shapes {shapes}')
     return {'dtype': 'float32', 'combine': 'mean', 'n_inputs': int(n_in), 'n_outputs': int(shapes[0][-1][1]), 'copies': copies}
 
 # %% ../../nbs/export/04k_scoring_params.ipynb #2a391e63
@@ -105,15 +105,15 @@ def export_params(preprocessor, # the fitted ColumnTransformer
                   network, # the Keras model, or the path of its `.keras` archive
                   classes:list, # the class names, in the network's output order
                  )->dict:
-    "Everything scoring needs, as {'spec': a JSON-able dict, 'arrays': {name: numeric array}}; `ParamsError` if something cannot be expressed."
+    "Everything scoring needs, as {'spec': a JSON-able dict, 'arrays': {name: numeric array}}; `ScoringSpecError` if something cannot be expressed."
     import sklearn
     arrays = Arrays()
     spec = {'format': FORMAT, 'format_version': FORMAT_VERSION, 'classes': list(classes),
             'preprocessing': export_preprocessor(preprocessor, arrays), 'network': export_network(network, arrays),
             'exported_with': {'scikit-learn': sklearn.__version__, 'numpy': np.__version__}}
     if spec['network']['n_inputs'] != spec['preprocessing']['n_inputs']:
-        raise ParamsError(f"the preprocessor makes {spec['preprocessing']['n_inputs']} inputs, the network takes {spec['network']['n_inputs']}")
-    if len(classes) != spec['network']['n_outputs']: raise ParamsError(f"{len(classes)} classes for {spec['network']['n_outputs']} outputs")
+        raise ScoringSpecError(f"the preprocessor makes {spec['preprocessing']['n_inputs']} inputs, the network takes {spec['network']['n_inputs']}")
+    if len(classes) != spec['network']['n_outputs']: raise ScoringSpecError(f"{len(classes)} classes for {spec['network']['n_outputs']} outputs")
     return {'spec': spec, 'arrays': dict(arrays)}
 
 # %% ../../nbs/export/04k_scoring_params.ipynb #082db7c4
@@ -146,9 +146,9 @@ def _check_network(params:dict, network, X:np.ndarray, ptol:float)->float:
     for l in (l for c in params['spec']['network']['copies'] for l in c):
         w = network.get_layer(l['layer']).get_weights()
         if not (np.array_equal(w[0], A[l['kernel']]) and np.array_equal(w[1], A[l['bias']])):
-            raise ParamsError(f"layer {l['layer']}: the exported weights differ from the network's")
+            raise ScoringSpecError(f"layer {l['layer']}: the exported weights differ from the network's")
     diff = float(np.max(np.abs(row_normalised(Scorer(params, threads=1).forward(X)) - row_normalised(network(X, training=False)))))
-    if not diff <= ptol: raise ParamsError(f'the exported network differs from the fitted one by {diff:.3g} (more than {ptol:g})')
+    if not diff <= ptol: raise ScoringSpecError(f'the exported network differs from the fitted one by {diff:.3g} (more than {ptol:g})')
     return diff
 
 # %% ../../nbs/export/04k_scoring_params.ipynb #1251f6f6
@@ -157,7 +157,7 @@ def check_params(params:dict, preprocessor,
                  rows:dict|None=None, # more probe rows, e.g. the training rows ({column: list of typed values})
                  tol:float=1e-9, ptol:float=1e-6, # largest differences allowed: network inputs, probabilities
                 )->dict:
-    "The differences between the export and the fitted objects on a probe; `ParamsError` beyond `tol` or `ptol`."
+    "The differences between the export and the fitted objects on a probe; `ScoringSpecError` beyond `tol` or `ptol`."
     pre = params['spec']['preprocessing']
     res = check_preprocessing(pre, params['arrays'], preprocessor, rows, tol)
     if network is not None:

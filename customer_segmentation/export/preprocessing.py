@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, math
 import numpy as np
-from ..scoring.spec import ParamsError
+from ..scoring.spec import ScoringSpecError
 
 # %% auto #0
 __all__ = ['Arrays', 'export_preprocessor', 'numeric_columns', 'probe_frame', 'sklearn_probe', 'probe_columns',
@@ -21,7 +21,7 @@ class Arrays(dict):
            )->str:
         "Store `a` as a contiguous array under `name` and return the name; object arrays are refused."
         a = np.ascontiguousarray(np.asarray(a, dtype=dtype))
-        if a.dtype == object: raise ParamsError(f'{name}: object arrays are not exported')
+        if a.dtype == object: raise ScoringSpecError(f'{name}: object arrays are not exported')
         self[name] = a
         return name
 
@@ -31,22 +31,22 @@ def _nan_to_none(v):
     return None if isinstance(v, float) and math.isnan(v) else v
 
 def _texts(values, name:str, what:str)->list:
-    "`values` as a list of texts; ParamsError if one is not a text (a number, or a missing value)."
-    if not all(isinstance(v, str) for v in values): raise ParamsError(f'{name}: only text {what} are exported')
+    "`values` as a list of texts; ScoringSpecError if one is not a text (a number, or a missing value)."
+    if not all(isinstance(v, str) for v in values): raise ScoringSpecError(f'{name}: only text {what} are exported')
     return [str(v) for v in values]
 
 # %% ../../nbs/export/04j_preprocessing_export.ipynb #df5565b7
 def _export_imputer(s, name:str, arrays:Arrays, text:bool)->dict:
     "A fitted SimpleImputer: fill values (an array for numbers, texts in the spec) and the indicated columns."
     mv = s.missing_values
-    if not (isinstance(mv, float) and math.isnan(mv)): raise ParamsError(f'{name}: only missing_values=np.nan is exported')
+    if not (isinstance(mv, float) and math.isnan(mv)): raise ScoringSpecError(f'{name}: only missing_values=np.nan is exported')
     if s.indicator_ is not None and s.indicator_.features != 'missing-only':
-        raise ParamsError(f"{name}: only the indicator of features='missing-only' is exported")
+        raise ScoringSpecError(f"{name}: only the indicator of features='missing-only' is exported")
     ind = [] if s.indicator_ is None else [int(i) for i in s.indicator_.features_]
-    if text and ind: raise ParamsError(f'{name}: a missing indicator on text is not exported')
+    if text and ind: raise ScoringSpecError(f'{name}: a missing indicator on text is not exported')
     if text: return {'op': 'impute', 'fill': _texts(s.statistics_, name, 'fill values'), 'indicator': []}
     stats = np.asarray(s.statistics_, dtype=np.float64)
-    if np.isnan(stats).any(): raise ParamsError(f'{name}: a column was empty in training (NaN fill value)')
+    if np.isnan(stats).any(): raise ScoringSpecError(f'{name}: a column was empty in training (NaN fill value)')
     return {'op': 'impute', 'fill': arrays.add(f'{name}/fill', stats), 'indicator': ind}
 
 # %% ../../nbs/export/04j_preprocessing_export.ipynb #2f4e7fc2
@@ -61,18 +61,18 @@ def _export_scaler(s, name:str, arrays:Arrays)->dict:
 def _export_onehot(s, name:str)->dict:
     "A fitted OneHotEncoder: its categories as texts; an unknown text gives zeros."
     if s.drop is not None or s.sparse_output or s.handle_unknown != 'ignore':
-        raise ParamsError(f"{name}: only OneHotEncoder(drop=None, sparse_output=False, handle_unknown='ignore') is exported")
-    if getattr(s, '_infrequent_enabled', False): raise ParamsError(f'{name}: infrequent categories are not exported')
+        raise ScoringSpecError(f"{name}: only OneHotEncoder(drop=None, sparse_output=False, handle_unknown='ignore') is exported")
+    if getattr(s, '_infrequent_enabled', False): raise ScoringSpecError(f'{name}: infrequent categories are not exported')
     cats = [_texts(c, name, 'categories') for c in s.categories_]
     return {'op': 'onehot', 'categories': cats, 'unknown': 'zeros', 'dtype': np.dtype(s.dtype).name}
 
 # %% ../../nbs/export/04j_preprocessing_export.ipynb #8746aabe
 def _export_ordinal(s, name:str)->dict:
     "A fitted OrdinalEncoder: its categories and the codes of unknown and of missing texts (NaN as None)."
-    if getattr(s, '_infrequent_enabled', False): raise ParamsError(f'{name}: infrequent categories are not exported')
-    if s.handle_unknown != 'use_encoded_value': raise ParamsError(f"{name}: only handle_unknown='use_encoded_value' is exported")
+    if getattr(s, '_infrequent_enabled', False): raise ScoringSpecError(f'{name}: infrequent categories are not exported')
+    if s.handle_unknown != 'use_encoded_value': raise ScoringSpecError(f"{name}: only handle_unknown='use_encoded_value' is exported")
     seen = [len(c) > 0 and _nan_to_none(c[-1]) is None for c in s.categories_]  # missing was a training value (last)
-    if len(set(seen)) > 1: raise ParamsError(f'{name}: missing values seen in training in some columns only are not exported')
+    if len(set(seen)) > 1: raise ScoringSpecError(f'{name}: missing values seen in training in some columns only are not exported')
     cats = [_texts(c[:-1] if m else c, name, 'categories') for c, m in zip(s.categories_, seen)]
     unknown = _nan_to_none(float(s.unknown_value))
     return {'op': 'ordinal', 'categories': cats, 'unknown_value': unknown, 'dtype': np.dtype(s.dtype).name,
@@ -81,7 +81,7 @@ def _export_ordinal(s, name:str)->dict:
 # %% ../../nbs/export/04j_preprocessing_export.ipynb #b39f92b0
 def _spline_feature(spl, name:str, k:int, linear:bool, arrays:Arrays)->dict:
     "One column's BSpline: knots, coefficients, the basis at the training range's ends (and its slope there, for linear)."
-    if spl.k != k or spl.c.ndim != 2: raise ParamsError(f'{name}: unexpected BSpline')
+    if spl.k != k or spl.c.ndim != 2: raise ScoringSpecError(f'{name}: unexpected BSpline')
     t = np.asarray(spl.t, np.float64)
     lo, hi = t[k], t[-k - 1]
     f = {'knots': arrays.add(f'{name}/knots', t), 'coef': arrays.add(f'{name}/coef', spl.c),
@@ -94,11 +94,11 @@ def _export_spline(s, name:str, arrays:Arrays)->dict:
     "A fitted SplineTransformer (dense; constant, linear, continue or error extrapolation)."
     ext, k = s.extrapolation, int(s.degree)
     if ext not in ('constant', 'linear', 'continue', 'error'):
-        raise ParamsError(f'{name}: extrapolation={ext!r} is not exported (periodic needs its wrapped basis)')
-    if s.sparse_output: raise ParamsError(f'{name}: sparse_output is not exported')
-    if k < 1: raise ParamsError(f'{name}: degree 0 is not exported')
+        raise ScoringSpecError(f'{name}: extrapolation={ext!r} is not exported (periodic needs its wrapped basis)')
+    if s.sparse_output: raise ScoringSpecError(f'{name}: sparse_output is not exported')
+    if k < 1: raise ScoringSpecError(f'{name}: degree 0 is not exported')
     if ext == 'linear' and k <= 1 and len(s.bsplines_) > 1:  # scikit-learn shifts the later columns' boundaries here
-        raise ParamsError(f'{name}: linear extrapolation of degree <= 1 over several columns is not exported')
+        raise ScoringSpecError(f'{name}: linear extrapolation of degree <= 1 over several columns is not exported')
     feats = [_spline_feature(spl, f'{name}/{i}', k, ext == 'linear', arrays) for i, spl in enumerate(s.bsplines_)]
     return {'op': 'spline', 'degree': k, 'extrapolation': ext, 'include_bias': bool(s.include_bias),
             'handle_missing': getattr(s, 'handle_missing', 'error'), 'features': feats}
@@ -125,7 +125,7 @@ def _export_step(s, name:str, state:str, width:int, arrays:Arrays)->tuple:
     if t is OneHotEncoder and text: spec = _export_onehot(s, name); return spec, 'numeric', sum(map(len, spec['categories']))
     if t is OrdinalEncoder and text: return _export_ordinal(s, name), 'numeric', width
     if t is SplineTransformer and not text: return _export_spline(s, name, arrays), state, int(s.n_features_out_)
-    raise ParamsError(f'{name}: {t.__name__} on {state} values is not exported')
+    raise ScoringSpecError(f'{name}: {t.__name__} on {state} values is not exported')
 
 # %% ../../nbs/export/04j_preprocessing_export.ipynb #bc77b4e2
 def _export_block(name:str, pipe, columns:list, arrays:Arrays, out:tuple)->dict:
@@ -137,32 +137,32 @@ def _export_block(name:str, pipe, columns:list, arrays:Arrays, out:tuple)->dict:
     for sn, s in steps:
         st, state, width = _export_step(s, f'{name}/{sn}', state, width, arrays)
         spec.append(st)
-    if state != 'numeric': raise ParamsError(f'{name}: ends with text values')
-    if width != out[1] - out[0]: raise ParamsError(f'{name}: exported width {width}, the transformer gives {out[1] - out[0]}')
+    if state != 'numeric': raise ScoringSpecError(f'{name}: ends with text values')
+    if width != out[1] - out[0]: raise ScoringSpecError(f'{name}: exported width {width}, the transformer gives {out[1] - out[0]}')
     return {'name': name, 'columns': list(columns), 'kind': kind, 'out': list(out), 'steps': spec}
 
 # %% ../../nbs/export/04j_preprocessing_export.ipynb #537c0517
 def _plain(spec:dict)->dict:
-    "`spec` as JSON reads it back (tuples become lists); ParamsError if JSON cannot hold it exactly (a NaN, an object)."
+    "`spec` as JSON reads it back (tuples become lists); ScoringSpecError if JSON cannot hold it exactly (a NaN, an object)."
     try: return json.loads(json.dumps(spec, allow_nan=False))
-    except (TypeError, ValueError) as e: raise ParamsError(f'the spec is not plain JSON: {e}') from None
+    except (TypeError, ValueError) as e: raise ScoringSpecError(f'the spec is not plain JSON: {e}') from None
 
 # %% ../../nbs/export/04j_preprocessing_export.ipynb #03fb1e28
 def _columns_of(pre, name:str, cols)->list:
     "The input column names of entry `name` (selected by names or positions)."
     if isinstance(cols, (str, slice)) or callable(cols) or not hasattr(pre, 'feature_names_in_'):
-        raise ParamsError(f'{name}: only column lists of a preprocessor fitted on a frame are exported')
+        raise ScoringSpecError(f'{name}: only column lists of a preprocessor fitted on a frame are exported')
     return [str(pre.feature_names_in_[c]) if isinstance(c, (int, np.integer)) else str(c) for c in cols]
 
 # %% ../../nbs/export/04j_preprocessing_export.ipynb #1a526814
 def _entries(pre)->list:
-    "(name, fitted transformer, columns, output slice) of each entry that gives outputs; ParamsError for a passthrough."
+    "(name, fitted transformer, columns, output slice) of each entry that gives outputs; ScoringSpecError for a passthrough."
     given, out = {n: t for n, t, _ in pre.transformers} | {'remainder': pre.remainder}, []
     for name, t, cols in pre.transformers_:
         sl = pre.output_indices_[name]
         if sl.stop == sl.start or (isinstance(t, str) and t == 'drop'): continue
         if isinstance(given.get(name), str) or isinstance(t, str):  # scikit-learn fits a passthrough as a FunctionTransformer
-            raise ParamsError(f"{name}: {given.get(name, t)!r} is not exported (its values go through no fitted step)")
+            raise ScoringSpecError(f"{name}: {given.get(name, t)!r} is not exported (its values go through no fitted step)")
         out.append((name, t, _columns_of(pre, name, cols), (sl.start, sl.stop)))
     return out
 
@@ -170,10 +170,10 @@ def _entries(pre)->list:
 def export_preprocessor(pre, # the fitted ColumnTransformer
                         arrays:Arrays, # where the numbers go; the spec names them
                        )->dict:
-    "The spec of the fitted `pre` (columns, n_inputs, input_names, blocks); ParamsError for anything it cannot express exactly."
+    "The spec of the fitted `pre` (columns, n_inputs, input_names, blocks); ScoringSpecError for anything it cannot express exactly."
     from sklearn.compose import ColumnTransformer
-    if type(pre) is not ColumnTransformer: raise ParamsError(f'expected a ColumnTransformer, got {type(pre).__name__}')
-    if getattr(pre, 'sparse_output_', False): raise ParamsError('sparse output is not exported')
+    if type(pre) is not ColumnTransformer: raise ScoringSpecError(f'expected a ColumnTransformer, got {type(pre).__name__}')
+    if getattr(pre, 'sparse_output_', False): raise ScoringSpecError('sparse output is not exported')
     blocks = [_export_block(name, t, cols, arrays, out) for name, t, cols, out in _entries(pre)]
     names = [str(n) for n in pre.get_feature_names_out()]
     return _plain({'columns': [str(c) for c in pre.feature_names_in_], 'n_inputs': len(names), 'input_names': names, 'blocks': blocks})
@@ -255,7 +255,7 @@ def _reference(preprocessor, df)->np.ndarray:
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message='Found unknown categories')
         try: return np.asarray(preprocessor.transform(df), dtype=np.float64)
-        except ValueError as e: raise ParamsError(f'the fitted preprocessor refuses the probe, so it cannot be checked: {e}') from None
+        except ValueError as e: raise ScoringSpecError(f'the fitted preprocessor refuses the probe, so it cannot be checked: {e}') from None
 
 # %% ../../nbs/export/04j_preprocessing_export.ipynb #21af9316
 def check_preprocessing(pre_spec:dict, # spec['preprocessing'], from `export_preprocessor`
@@ -264,12 +264,12 @@ def check_preprocessing(pre_spec:dict, # spec['preprocessing'], from `export_pre
                         rows:dict|None=None, # extra probe rows, e.g. the training rows ({column: list of typed cells})
                         tol:float=1e-9, # the largest absolute difference accepted
                        )->dict:
-    "{'probe_rows', 'transform_max_diff'} of the exported parameters against `preprocessor`; ParamsError beyond `tol`."
+    "{'probe_rows', 'transform_max_diff'} of the exported parameters against `preprocessor`; ScoringSpecError beyond `tol`."
     from customer_segmentation.scoring.lookup_tables import network_inputs
     if [str(x) for x in preprocessor.get_feature_names_out()] != pre_spec['input_names']:
-        raise ParamsError("the exported input names differ from the preprocessor's get_feature_names_out()")
+        raise ScoringSpecError("the exported input names differ from the preprocessor's get_feature_names_out()")
     df = sklearn_probe(pre_spec, probe_frame(pre_spec, arrays, rows))
     ref, cols = _reference(preprocessor, df), probe_columns(pre_spec, df)
     diff = max(_max_diff(network_inputs(pre_spec, arrays, cols, np.float64, how), ref) for how in ('distinct', 'rows'))
-    if not diff <= tol: raise ParamsError(f'the exported preprocessing differs from the fitted one by {diff:.3g} (> {tol:g})')
+    if not diff <= tol: raise ScoringSpecError(f'the exported preprocessing differs from the fitted one by {diff:.3g} (> {tol:g})')
     return {'probe_rows': len(df), 'transform_max_diff': diff}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..data import (CLASSES, FIRST_ROW_LINE, ID_COL, TARGET, CustomerDataError, data_error,
-                                        file_sha256, line_list, quoted)
+                                        file_sha256, line_list)
 from ..files import PathError, check_roles, destination, same_file
 from ..artifact import SCORING_PACKAGES, check_replaceable, read_metadata
 from ..scoring.customer_files import DEFAULT_CHUNK_SIZE, open_customers, parse_features, typed_frame
@@ -18,7 +18,7 @@ from ..evaluate import cross_validate, cv_folds, leaderboard
 from ..labels import bad_labels_error, label_codes, require_labels
 from ..model import NetConfig, network_learner, save_model, train_segment_model
 from ..prediction_sets import calibrate
-from ..report import count
+from ..report import count, quoted
 
 # %% auto #0
 __all__ = ['MIN_PER_SEGMENT', 'check_unique_ids', 'read_labeled', 'check_trainable', 'combine_labeled', 'lineage',

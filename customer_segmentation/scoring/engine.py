@@ -17,7 +17,7 @@ from ..data import CLASSES, CustomerDataError, file_sha256
 from .drift import read_profile
 from ..files import project_path
 from .lookup_tables import lookup_tables, network_inputs
-from .spec import PARAMS_FILE, ParamsError, check_binding, golden_columns, load_params
+from .spec import PARAMS_FILE, ScoringSpecError, check_binding, golden_columns, load_params
 
 # %% auto #0
 __all__ = ['ELEMENTWISE', 'softmax_columns', 'blas_threads', 'Scorer', 'check_golden', 'ScoringModel', 'load_scoring_model']
@@ -156,16 +156,16 @@ def predict_proba(self:Scorer, cols:dict)->np.ndarray:
 
 # %% ../../nbs/scoring/04h_numpy_engine.ipynb #b5a1eb7b
 def check_golden(sc:Scorer, tol:float=1e-9, ptol:float=1e-6)->dict:
-    "The differences between this code's outputs on the stored probe and the fitted model's; `ParamsError` beyond `tol` or `ptol`."
+    "The differences between this code's outputs on the stored probe and the fitted model's; `ScoringSpecError` beyond `tol` or `ptol`."
     A = sc.arrays
-    if 'golden/X' not in A: raise ParamsError('no probe in the parameters')
+    if 'golden/X' not in A: raise ScoringSpecError('no probe in the parameters')
     cols = golden_columns(sc.params)
     X = sc.transform({c: (v if c in sc.numeric else Cat.typed(v)) for c, v in cols.items()}, np.float64)
     res = {'transform_max_diff': float(np.max(np.abs(X - A['golden/X'])))}
-    if not res['transform_max_diff'] <= tol: raise ParamsError(f"the probe's inputs differ from the fitted preprocessor's by {res['transform_max_diff']:.3g}")
+    if not res['transform_max_diff'] <= tol: raise ScoringSpecError(f"the probe's inputs differ from the fitted preprocessor's by {res['transform_max_diff']:.3g}")
     if 'golden/p' in A:
         res['proba_max_diff'] = float(np.max(np.abs(sc.forward(A['golden/X'].astype(np.float32)) - A['golden/p'])))
-        if not res['proba_max_diff'] <= ptol: raise ParamsError(f"the probe's probabilities differ from the fitted network's by {res['proba_max_diff']:.3g}")
+        if not res['proba_max_diff'] <= ptol: raise ScoringSpecError(f"the probe's probabilities differ from the fitted network's by {res['proba_max_diff']:.3g}")
     return res
 
 # %% ../../nbs/scoring/04h_numpy_engine.ipynb #83df1deb
@@ -198,9 +198,9 @@ def transform(self:ScoringModel, df)->np.ndarray:
 def _check_entry(model_dir:Path, meta:dict, sc:Scorer):
     "Raise unless `scoring.npz` is the file `metadata.json` records and fits the metadata's inputs and classes."
     entry = meta.get('scoring_params') or {}
-    if entry.get('sha256') != file_sha256(model_dir/PARAMS_FILE): raise ParamsError("its sha256 is not the one metadata.json records")
+    if entry.get('sha256') != file_sha256(model_dir/PARAMS_FILE): raise ScoringSpecError("its sha256 is not the one metadata.json records")
     if sc.spec['preprocessing']['input_names'] != meta.get('input_features') or sc.spec['classes'] != list(CLASSES):
-        raise ParamsError("its inputs or classes are not those metadata.json records")
+        raise ScoringSpecError("its inputs or classes are not those metadata.json records")
 
 # %% ../../nbs/scoring/04h_numpy_engine.ipynb #ea2a9f48
 def load_scoring_model(model_dir:str|Path|None=None, # saved model folder (default: `artifact.default_model_dir()`)
@@ -211,7 +211,7 @@ def load_scoring_model(model_dir:str|Path|None=None, # saved model folder (defau
     try:
         sc = Scorer(load_params(model_dir/PARAMS_FILE))
         _check_entry(model_dir, meta, sc); check_binding(sc.params, model_dir); check_golden(sc)
-    except ParamsError as e: raise ModelLoadError(f'{model_dir}/{PARAMS_FILE}: {e}. {RETRAIN}') from None
+    except ScoringSpecError as e: raise ModelLoadError(f'{model_dir}/{PARAMS_FILE}: {e}. {RETRAIN}') from None
     model = ScoringModel(sc, meta, model_dir)
     model.profile = read_profile(model_dir)  # None for a model saved before drift checks ([The drift check](04g_drift_check.ipynb))
     return model

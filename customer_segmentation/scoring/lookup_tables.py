@@ -6,7 +6,7 @@
 from __future__ import annotations
 import numpy as np
 from .columns import Cat, Num
-from .spec import ParamsError
+from .spec import ScoringSpecError
 
 # %% auto #0
 __all__ = ['bspline', 'spline_block', 'eval_block', 'block_input', 'network_inputs', 'lookup_tables']
@@ -153,10 +153,10 @@ def eval_block(block:dict, # a block of the spec
     if block['kind'] == 'numeric' and np.isinf(val).any(): raise ValueError(f"Input X contains infinity ({block['name']}).")
     src = np.arange(len(block['columns']))
     for s in block['steps']:
-        if s['op'] not in _STEPS: raise ParamsError(f"{block['name']}: unknown step {s['op']!r}")
+        if s['op'] not in _STEPS: raise ScoringSpecError(f"{block['name']}: unknown step {s['op']!r}")
         val, src = _STEPS[s['op']](val, src, s, arrays, n)
     lo, hi = block['out']
-    if val.shape[1] != hi - lo: raise ParamsError(f"{block['name']}: {val.shape[1]} outputs, the spec says {hi - lo}")
+    if val.shape[1] != hi - lo: raise ScoringSpecError(f"{block['name']}: {val.shape[1]} outputs, the spec says {hi - lo}")
     return val, src
 
 # %% ../../nbs/scoring/04f_lookup_tables.ipynb #1fc05e2f

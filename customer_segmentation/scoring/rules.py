@@ -12,6 +12,7 @@ from fastcore.basics import patch
 from dataclasses import dataclass
 from ..data import DELIMITERS, CustomerDataError, problem, range_problems
 from ..files import PathError, destination, is_direct, same_file, scratch
+from ..errors import CustsegError
 
 # %% auto #0
 __all__ = ['STDIO', 'RangeCheck', 'input_file', 'JobPaths', 'check_paths', 'parse_sep', 'ParameterError', 'check_parameters',
@@ -114,7 +115,7 @@ def parse_sep(s:str)->str:
     return sep
 
 # %% ../../nbs/scoring/04d_scoring_rules.ipynb #0adb31f4
-class ParameterError(ValueError):
+class ParameterError(CustsegError, ValueError):
     "A notebook parameter that the notebook does not have."
 
 def check_parameters(before:set, # the names defined before the parameters cell

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 from ..data import file_sha256
 from ..files import atomic_path
+from ..errors import CustsegError
 
 # %% auto #0
-__all__ = ['FORMAT', 'FORMAT_VERSION', 'PARAMS_FILE', 'SPEC_KEY', 'ACTIVATIONS', 'SOURCE_FILES', 'ParamsError', 'array_refs',
-           'save_params', 'load_params', 'bind', 'check_binding', 'golden_columns']
+__all__ = ['FORMAT', 'FORMAT_VERSION', 'PARAMS_FILE', 'SPEC_KEY', 'ACTIVATIONS', 'ParamsError', 'SOURCE_FILES',
+           'ScoringSpecError', 'array_refs', 'save_params', 'load_params', 'bind', 'check_binding', 'golden_columns']
 
 # %% ../../nbs/scoring/04e_scoring_spec.ipynb #03807505
 FORMAT = 'custseg-scoring-params'
@@ -21,8 +22,10 @@ PARAMS_FILE = 'scoring.npz'
 SPEC_KEY = '__spec__'  # the array holding the spec, as UTF-8 JSON bytes
 ACTIVATIONS = ('linear', 'relu', 'softmax', 'sigmoid', 'tanh')  # what a layer of the spec may name
 
-class ParamsError(ValueError):
+class ScoringSpecError(CustsegError, ValueError):
     "Exported parameters that are malformed, of another version, or that disagree with the fitted model."
+
+ParamsError = ScoringSpecError  # its old name, kept for code that imports it
 
 # %% ../../nbs/scoring/04e_scoring_spec.ipynb #070e37b7
 def array_refs(spec:dict)->set:
@@ -42,20 +45,20 @@ def save_params(params:dict, path:str|Path):
 
 # %% ../../nbs/scoring/04e_scoring_spec.ipynb #9782f415
 def _read_npz(path:Path)->dict:
-    "The arrays of the `.npz` at `path`, never unpickling; `ParamsError` if it cannot be read so."
+    "The arrays of the `.npz` at `path`, never unpickling; `ScoringSpecError` if it cannot be read so."
     try:
         with np.load(path, allow_pickle=False) as z: return {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e: raise ParamsError(f'{path}: not a readable parameter file ({e})') from None
+    except (OSError, ValueError, zipfile.BadZipFile) as e: raise ScoringSpecError(f'{path}: not a readable parameter file ({e})') from None
 
 def load_params(path:str|Path)->dict:
     "The parameters in the `.npz` at `path`, checked: format and version, numeric arrays only, none missing."
     arrays = _read_npz(Path(path))
     try: spec = json.loads(arrays.pop(SPEC_KEY).tobytes().decode('utf-8'))
-    except (KeyError, ValueError) as e: raise ParamsError(f'{path}: no readable spec ({e})') from None
+    except (KeyError, ValueError) as e: raise ScoringSpecError(f'{path}: no readable spec ({e})') from None
     if not isinstance(spec, dict) or (spec.get('format'), spec.get('format_version')) != (FORMAT, FORMAT_VERSION):
-        raise ParamsError(f"{path}: not {FORMAT} version {FORMAT_VERSION}")
-    if any(a.dtype.kind not in 'fiubU' for a in arrays.values()): raise ParamsError(f'{path}: holds arrays that are not numbers or text')
-    if (missing := sorted(array_refs(spec) - set(arrays))): raise ParamsError(f"{path}: arrays missing: {', '.join(missing[:5])}")
+        raise ScoringSpecError(f"{path}: not {FORMAT} version {FORMAT_VERSION}")
+    if any(a.dtype.kind not in 'fiubU' for a in arrays.values()): raise ScoringSpecError(f'{path}: holds arrays that are not numbers or text')
+    if (missing := sorted(array_refs(spec) - set(arrays))): raise ScoringSpecError(f"{path}: arrays missing: {', '.join(missing[:5])}")
     return {'spec': spec, 'arrays': arrays}
 
 # %% ../../nbs/scoring/04e_scoring_spec.ipynb #47133b19
@@ -67,12 +70,12 @@ def bind(params:dict, model_dir:str|Path, files:tuple=SOURCE_FILES)->dict:
     return params
 
 def check_binding(params:dict, model_dir:str|Path):
-    "`ParamsError` unless the fitted files in `model_dir` are those the parameters were exported from."
+    "`ScoringSpecError` unless the fitted files in `model_dir` are those the parameters were exported from."
     files = params['spec'].get('source_files')
-    if not files: raise ParamsError('the parameters record no source files')
+    if not files: raise ScoringSpecError('the parameters record no source files')
     for f, sha in files.items():
         p = Path(model_dir)/f
-        if not p.is_file() or file_sha256(p) != sha: raise ParamsError(f'{f} is not the file these parameters were exported from')
+        if not p.is_file() or file_sha256(p) != sha: raise ScoringSpecError(f'{f} is not the file these parameters were exported from')
 
 # %% ../../nbs/scoring/04e_scoring_spec.ipynb #8005d7e2
 def golden_columns(params:dict)->dict:
