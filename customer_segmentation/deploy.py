@@ -19,27 +19,28 @@ from .data import (CATEGORY_VALUES, CLASSES, FIRST_ROW_LINE, ID_COL, NUMERIC_FEA
 from .scoring.columns import id_hashes
 from .files import PathError, check_roles, destination, is_direct, outputs, project_path
 from .scoring.run_summary import KNOWN_COL, ScoreSummary, show_path
-from .scoring.customer_files import (DEFAULT_CHUNK_SIZE, CustomerFile, as_missing, as_text, invalid_rows, iter_csv_chunks,
-                                                  open_customers, parse_features, typed_frame, IdTracker)
+from .scoring.customer_files import (DEFAULT_CHUNK_SIZE, REJECT_COL, CustomerFile, IdTracker, as_missing,
+                                                          as_text, invalid_rows, iter_csv_chunks, open_customers,
+                                                          parse_features, rejected_rows, typed_frame)
 from .scoring.formats import table_writer
 from .scoring.rules import STDIO, JobPaths, RangeCheck, check_parameters, check_paths, input_file, parse_sep, whole_number
 from .artifact import SegmentPredictor, is_model_folder, model_folder_of, row_normalised
-from .prediction_sets import check_confidence, prediction_sets, set_codes, set_labels, set_texts, set_thresholds
+from .prediction_sets import (DEFAULT_CONFIDENCE, check_confidence, prediction_sets, set_codes, set_labels,
+                                                   set_texts, set_thresholds)
 from .scoring.drift import DriftCheck, column_arrays, report_paths, drift_warning, no_profile_warning, verdict, write_drift_report
-from .scoring.engine import ScoringModel, blas_threads, load_scoring_model
+from .scoring.engine import (ScoringModel, blas_threads, chunk_probabilities, frame_probabilities,
+                                                  load_scoring_model)
 # DEFAULT_CHUNK_SIZE, iter_csv_chunks, ScoringModel and load_scoring_model stay importable from here, as before the split
 
 # %% auto #0
-__all__ = ['PROB_COLS', 'SCORE_COLS', 'SET_COLS', 'DEFAULT_CONFIDENCE', 'REJECT_COL', 'JOB_PARAMETERS', 'check_reserved',
-           'score_frame', 'load_known', 'known_labels', 'open_input', 'load_parts', 'ScoringRun', 'ScoredChunk',
-           'chunk_probabilities', 'check_options', 'score_csv']
+__all__ = ['PROB_COLS', 'SCORE_COLS', 'SET_COLS', 'JOB_PARAMETERS', 'check_reserved', 'score_frame', 'load_known', 'known_labels',
+           'open_input', 'load_parts', 'ScoringRun', 'ScoredChunk', 'check_options', 'score_csv']
 
 # %% ../nbs/06_deploy.ipynb #5b43f84f
 PROB_COLS = tuple(f'prob_{c}' for c in CLASSES)
 SCORE_COLS = (TARGET, *PROB_COLS)
 SET_COLS = ('Segment_Set', 'Set_Size')  # the prediction set and its size, from a model calibrated for them
-DEFAULT_CONFIDENCE = 0.9  # the prediction sets' confidence unless a run asks for another
-REJECT_COL = 'Reject_Reason'
+
 
 # %% ../nbs/06_deploy.ipynb #4180a2f8
 def _check_model(model):
@@ -49,22 +50,6 @@ def _check_model(model):
     classes = tuple(getattr(model, 'classes', ()))
     if classes != CLASSES:
         raise ValueError(f"the model predicts classes {classes}; scoring needs {CLASSES} in that order")
-
-# %% ../nbs/06_deploy.ipynb #5af6e96b
-def _checked(p, n:int)->np.ndarray:
-    "Probabilities `p` of `n` rows, checked, as float32 with each row renormalised to sum to 1."
-    p = np.asarray(p, dtype=np.float64)
-    if p.shape != (n, len(CLASSES)): raise ValueError(f"the model returned probabilities of shape {p.shape}, expected {(n, len(CLASSES))}")
-    if not np.isfinite(p).all() or (p < 0).any(): raise ValueError("the model returned probabilities that are negative, NaN or infinite")
-    return row_normalised(p).astype(np.float32)
-
-def _predict(model, typed:pd.DataFrame)->np.ndarray:
-    "Checked probabilities (n, 4) of the typed customers `typed`, as float32."
-    if len(typed) == 0: return np.zeros((0, len(CLASSES)), np.float32)
-    with warnings.catch_warnings():
-        # unseen category values are counted and reported once per run by score_csv, not per chunk by sklearn
-        warnings.filterwarnings('ignore', message='Found unknown categories')
-        return _checked(model.predict_proba(typed), len(typed))
 
 # %% ../nbs/06_deploy.ipynb #abbd73fb
 def check_reserved(columns, source:str, known:bool=False):
@@ -86,7 +71,7 @@ def score_frame(df:pd.DataFrame, # customers: the ID and feature columns (as tex
     import pandas as pd
     _check_model(model)
     check_reserved(df.columns, source)
-    p = _predict(model, validate_customers(df, source, labeled=False))
+    p = frame_probabilities(model, validate_customers(df, source, labeled=False))
     out = df.copy()
     out[TARGET] = pd.Series(np.asarray(CLASSES, dtype=object)[p.argmax(1)], index=df.index, dtype=object)
     for i, c in enumerate(PROB_COLS): out[c] = p[:, i]
@@ -181,16 +166,8 @@ class ScoredChunk:
 def set_aside(self:ScoringRun, t:pa.Table, lines:np.ndarray)->tuple:
     "(`t` without its invalid rows, their line numbers, the invalid rows with their reasons or None)."
     bad, why = invalid_rows(t, self.reject_ranges)
-    if not bad.any(): return t, lines, None
-    rejected = t.filter(pa.array(bad)).append_column(REJECT_COL, pa.array(why[bad].tolist(), pa.string()))
-    return t.filter(pa.array(~bad)), lines[~bad], rejected
-
-# %% ../nbs/06_deploy.ipynb #975b9178
-def chunk_probabilities(model, t:pa.Table, cols:dict)->np.ndarray:
-    "Checked probabilities (n, 4) as float32 of chunk `t`, whose features `cols` are parsed."
-    if t.num_rows == 0: return np.zeros((0, len(CLASSES)), np.float32)
-    sc = getattr(model, 'scorer', None)
-    return _checked(sc.score_columns(cols), t.num_rows) if sc is not None else _predict(model, typed_frame(t, cols))
+    kept, rejected = rejected_rows(t, bad, why)
+    return kept, lines[~bad], rejected
 
 # %% ../nbs/06_deploy.ipynb #8d4460f4
 @patch

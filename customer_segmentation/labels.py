@@ -21,13 +21,13 @@ from .artifact import default_model_dir, is_model_folder, read_training_ids
 from .model_card import model_card, record_evaluation
 from .report import count, num, pct, quoted
 from .scoring.columns import IdSpill, id_hashes, salted_hashes
-from .scoring.customer_files import (DEFAULT_CHUNK_SIZE, as_missing, invalid_rows, open_customers,
-                                                          parse_features)
+from .scoring.customer_files import (DEFAULT_CHUNK_SIZE, REJECT_COL, as_missing, invalid_rows,
+                                                          open_customers, parse_features, rejected_rows)
 from .scoring.formats import table_writer
 from .scoring.rules import input_file, parse_sep
-from .scoring.engine import load_scoring_model
-from .deploy import DEFAULT_CONFIDENCE, REJECT_COL, chunk_probabilities
-from .prediction_sets import CoverageTally, check_confidence, prediction_sets, set_thresholds
+from .scoring.engine import chunk_probabilities, load_scoring_model
+from .prediction_sets import (DEFAULT_CONFIDENCE, CoverageTally, check_confidence, prediction_sets,
+                                                   set_thresholds)
 
 # %% auto #0
 __all__ = ['REPEATED_REASON', 'label_codes', 'bad_labels_error', 'require_labels', 'ModelUnderTest', 'Paired', 'Evaluation',
@@ -137,9 +137,8 @@ def set_aside(self:Evaluation, t:pa.Table, lines:np.ndarray, y:np.ndarray, bad:n
     for mask, reason in ((bad, f'{TARGET} not one of {", ".join(CLASSES)}'), (rep, REPEATED_REASON)):
         why = np.where(mask, np.where(why == '', '', why + '; ') + reason, why)
     drop = inv | bad | rep
-    if not drop.any(): return t, lines, y, None
-    out = t.filter(pa.array(drop)).append_column(REJECT_COL, pa.array(why[drop].tolist(), pa.string()))
-    return t.filter(pa.array(~drop)), lines[~drop], y[~drop], out
+    kept, out = rejected_rows(t, drop, why)
+    return kept, lines[~drop], y[~drop], out
 
 # %% ../nbs/09_labels.ipynb #c366a2a0
 @patch

@@ -12,11 +12,13 @@ from .report import quoted
 from .metrics import share_se
 
 # %% auto #0
-__all__ = ['LEVELS', 'score_quantile', 'calibrate', 'check_confidence', 'thresholds_at', 'set_thresholds', 'prediction_sets',
-           'set_codes', 'set_texts', 'set_labels', 'CoverageTally', 'coverage', 'fold_coverage', 'baseline_sets']
+__all__ = ['LEVELS', 'DEFAULT_CONFIDENCE', 'score_quantile', 'calibrate', 'check_confidence', 'thresholds_at', 'set_thresholds',
+           'prediction_sets', 'set_codes', 'set_texts', 'set_labels', 'CoverageTally', 'coverage', 'fold_coverage',
+           'baseline_sets']
 
 # %% ../nbs/foundations/01d_prediction_sets.ipynb #06a0d7b9
-LEVELS = tuple(round(0.5 + i / 100, 2) for i in range(50))  # the confidence levels a model is calibrated at: 0.50, 0.51, ..., 0.99
+LEVELS = tuple(round(0.5 + i / 100, 2) for i in range(50))  # the levels a model is calibrated at: 0.50, 0.51, ..., 0.99
+DEFAULT_CONFIDENCE = 0.9  # the sets' confidence unless a run asks for another
 
 def score_quantile(scores:np.ndarray, # calibration scores 1 - p(true segment) of one segment's customers
                    confidence:float, # the coverage wanted, e.g. 0.9

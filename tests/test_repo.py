@@ -516,3 +516,13 @@ def test_every_error_of_the_package_is_a_custseg_error():
                 found.append(node.name)
                 if 'CustsegError' not in [getattr(b, 'id', getattr(b, 'attr', '')) for b in node.bases]: bad.append(f'{p.name}: {node.name}')
     assert len(found) >= 7 and not bad, bad
+
+
+def test_the_scoring_core_has_one_home_in_scoring():
+    "Chunk probabilities and the rejects table live in scoring/ (issue #27): evaluation imports them from there, not from deploy."
+    g = M.import_graph(ROOT)
+    assert not [i for i, _ in g[f'{LIB}.labels'] if i == f'{LIB}.deploy'], 'labels imports deploy'
+    from customer_segmentation import deploy, labels
+    from customer_segmentation.scoring import customer_files, engine
+    assert deploy.chunk_probabilities is labels.chunk_probabilities is engine.chunk_probabilities
+    assert deploy.REJECT_COL is labels.REJECT_COL is customer_files.REJECT_COL

@@ -19,9 +19,9 @@ from ..data import (CATEGORY_VALUES, FEATURES, ID_COL, NA_VALUES, NUMERIC_FEATUR
 from .formats import block_size, csv_header, csv_reader, detect_format, parquet_file, read_batches
 
 # %% auto #0
-__all__ = ['DEFAULT_CHUNK_SIZE', 'MAX_BLOCK', 'is_stray_index', 'CustomerFile', 'open_customers', 'rechunk', 'RowTooLong',
-           'csv_batches', 'fits', 'next_block', 'iter_csv_chunks', 'progress_bar', 'as_text', 'as_missing',
-           'parse_numeric', 'parse_features', 'typed_frame', 'invalid_rows', 'IdTracker']
+__all__ = ['DEFAULT_CHUNK_SIZE', 'MAX_BLOCK', 'REJECT_COL', 'is_stray_index', 'CustomerFile', 'open_customers', 'rechunk',
+           'RowTooLong', 'csv_batches', 'fits', 'next_block', 'iter_csv_chunks', 'progress_bar', 'as_text',
+           'as_missing', 'parse_numeric', 'parse_features', 'typed_frame', 'invalid_rows', 'rejected_rows', 'IdTracker']
 
 # %% ../../nbs/scoring/04c_customer_files.ipynb #df14bed6
 def is_stray_index(name:str)->bool:
@@ -245,6 +245,18 @@ def invalid_rows(t:pa.Table, # a chunk
             reasons[mask] = np.where(reasons[mask] == '', '', reasons[mask] + '; ') + f'{c} {kind}'
             bad |= mask
     return bad, reasons
+
+# %% ../../nbs/scoring/04c_customer_files.ipynb #1825f06a
+REJECT_COL = 'Reject_Reason'  # the column a rejects file adds: why each row was set aside
+
+def rejected_rows(t:pa.Table, # a chunk
+                  drop:np.ndarray, # True for each row to set aside
+                  why:np.ndarray, # each row's reason ('' where there is none)
+                 )->tuple:
+    "(`t` without the rows `drop`; those rows with their reasons in `REJECT_COL`, or None when there are none)."
+    if not drop.any(): return t, None
+    out = t.filter(pa.array(drop)).append_column(REJECT_COL, pa.array(why[drop].tolist(), pa.string()))
+    return t.filter(pa.array(~drop)), out
 
 # %% ../../nbs/scoring/04c_customer_files.ipynb #086d8d9b
 class IdTracker:

@@ -4,15 +4,17 @@
 
 # %% ../../nbs/scoring/04h_numpy_engine.ipynb #24a975b4
 from __future__ import annotations
-import threading
+import threading, warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
 import numpy as np
+import pyarrow as pa
 from fastcore.basics import patch
 from ..artifact import (SCORING_PACKAGES, ModelLoadError, RETRAIN, SegmentPredictor, default_model_dir,
                                             read_metadata, row_normalised)
 from .columns import Cat, Num
+from .customer_files import typed_frame
 from ..data import CLASSES, CustomerDataError, file_sha256
 from .drift import read_profile
 from ..files import project_path
@@ -20,7 +22,8 @@ from .lookup_tables import lookup_tables, network_inputs
 from .spec import PARAMS_FILE, ScoringSpecError, check_binding, golden_columns, load_params
 
 # %% auto #0
-__all__ = ['ELEMENTWISE', 'softmax_columns', 'blas_threads', 'Scorer', 'check_golden', 'ScoringModel', 'load_scoring_model']
+__all__ = ['ELEMENTWISE', 'softmax_columns', 'blas_threads', 'Scorer', 'check_golden', 'ScoringModel', 'checked_probabilities',
+           'frame_probabilities', 'chunk_probabilities', 'load_scoring_model']
 
 # %% ../../nbs/scoring/04h_numpy_engine.ipynb #69c67b14
 def softmax_columns(z:np.ndarray, # (classes, m) float32, overwritten
@@ -193,6 +196,32 @@ def transform(self:ScoringModel, df)->np.ndarray:
     num = lambda s: np.asarray(s.to_numpy(dtype=float, na_value=np.nan), np.float64)
     return self.scorer.transform({c: num(df[c]) if c in self.scorer.numeric else Cat.typed(df[c].to_numpy(dtype=object, na_value=np.nan))
                                   for c in self.scorer.columns})
+
+# %% ../../nbs/scoring/04h_numpy_engine.ipynb #85bda446
+def checked_probabilities(p, n:int)->np.ndarray:
+    "Probabilities `p` of `n` rows, checked, as float32 with each row renormalised to sum to 1."
+    p = np.asarray(p, dtype=np.float64)
+    if p.shape != (n, len(CLASSES)):
+        raise ValueError(f"the model returned probabilities of shape {p.shape}, expected {(n, len(CLASSES))}")
+    if not np.isfinite(p).all() or (p < 0).any():
+        raise ValueError("the model returned probabilities that are negative, NaN or infinite")
+    return row_normalised(p).astype(np.float32)
+
+def frame_probabilities(model, typed)->np.ndarray:
+    "Checked probabilities (n, 4) of the typed customers `typed` (a frame), from `model.predict_proba`."
+    if len(typed) == 0: return np.zeros((0, len(CLASSES)), np.float32)
+    with warnings.catch_warnings():
+        # unseen category values are counted and reported once per run by the scorer, not per chunk by sklearn
+        warnings.filterwarnings('ignore', message='Found unknown categories')
+        return checked_probabilities(model.predict_proba(typed), len(typed))
+
+# %% ../../nbs/scoring/04h_numpy_engine.ipynb #ef9298ac
+def chunk_probabilities(model, t:pa.Table, cols:dict)->np.ndarray:
+    "Checked probabilities (n, 4) as float32 of chunk `t`, whose features `cols` are parsed."
+    if t.num_rows == 0: return np.zeros((0, len(CLASSES)), np.float32)
+    sc = getattr(model, 'scorer', None)
+    if sc is not None: return checked_probabilities(sc.score_columns(cols), t.num_rows)
+    return frame_probabilities(model, typed_frame(t, cols))
 
 # %% ../../nbs/scoring/04h_numpy_engine.ipynb #b6323d5e
 def _check_entry(model_dir:Path, meta:dict, sc:Scorer):
