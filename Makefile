@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # make run executes NOTEBOOKS in this order (each writes what it finds to results/; 06_deploy, the scoring job, last).
-# LIBRARY_NOTEBOOKS are the other chapters, story and internals (nbs/foundations, nbs/scoring, nbs/export), by their path
+# LIBRARY_NOTEBOOKS are the other chapters, story and internals (nbs/foundations, nbs/scoring, nbs/fit), by their path
 # in nbs/: make test runs them (nbdev_test), make run does not.
 # Research notebooks (nbs/research/) are in neither: they are run by hand (see each one's summary). tests/test_repo.py
 # checks that every numbered notebook is in exactly one list.
@@ -15,7 +15,7 @@ LIBRARY_NOTEBOOKS := 04_evaluation 07_drift 08_partitions 09_labels 10_cli \
   foundations/00_errors foundations/00a_files foundations/00b_report foundations/01a_fetch foundations/01b_artifact foundations/01c_metrics foundations/01d_prediction_sets foundations/01e_model_card \
   scoring/04a_columns scoring/04b_formats scoring/04c_customer_files scoring/04d_scoring_rules scoring/04e_scoring_spec \
   scoring/04f_lookup_tables scoring/04g_drift_check scoring/04h_numpy_engine scoring/04i_run_summary \
-  export/04j_preprocessing_export export/04k_scoring_params export/09a_retrain
+  fit/04j_preprocessing_export fit/04k_scoring_params fit/09a_retrain
 # nbdev_test skips folders matching this (nbdev's default, plus research/)
 NBTEST_SKIP := ^([_.]|research$$)
 export TF_CPP_MIN_LOG_LEVEL := 2

@@ -131,7 +131,7 @@ def run_agreement(sample:int|None=None)->dict:
     "Compare custseg's scores with the training-time pipeline on every file; the per-file records and the verdict."
     os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
     from customer_segmentation.fetch import fetch_data
-    from customer_segmentation.model import load_model  # TensorFlow and Keras: only here
+    from customer_segmentation.fit.model import load_model  # TensorFlow and Keras: only here
     if not all((ROOT/'dataset'/n).exists() for n in ('train.csv', 'new_customers.csv')): fetch_data()
     model = load_model()
     recs = [check_file(model, *case) for case in files(sample)]

@@ -26,8 +26,8 @@ def main(argv=None):
     from customer_segmentation.files import project_path
     a = parse_checked(ap, argv, project_path('results', 'blend_cv.json'))
     import dataclasses
-    from customer_segmentation.evaluate import HGB_TUNED, blend, cross_validate, cv_folds, hgb_learner, leaderboard, paired_differences
-    from customer_segmentation.model import NetConfig, network_learner
+    from customer_segmentation.fit.evaluate import HGB_TUNED, blend, cross_validate, cv_folds, hgb_learner, leaderboard, paired_differences
+    from customer_segmentation.fit.model import NetConfig, network_learner
     train, y, data = training_data()
     config = dataclasses.replace(NetConfig(), seed=a.seed)
     schemes = []

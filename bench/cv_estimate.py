@@ -28,8 +28,8 @@ def main(argv=None):
     ap.add_argument('--seeds', type=int, nargs='+', default=[42, 43, 44, 45], help='training seeds (NetConfig.seed), one run each')
     from customer_segmentation.files import project_path
     a = parse_checked(ap, argv, project_path('results', 'cv_estimate.json'))
-    from customer_segmentation.evaluate import METRICS, cross_validate, cv_folds
-    from customer_segmentation.model import NetConfig, network_learner
+    from customer_segmentation.fit.evaluate import METRICS, cross_validate, cv_folds
+    from customer_segmentation.fit.model import NetConfig, network_learner
     train, y, data = training_data()
     schemes = {k: cv_folds(y, n_splits=k, n_repeats=a.repeats, seed=42) for k in sorted(a.k)}
     runs = []

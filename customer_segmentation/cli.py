@@ -115,7 +115,7 @@ def _cmd_train(args)->int:
                                 "pip install 'customer_segmentation[train]'")
     if '-' in map(str, args.inputs): raise PathError("custseg train reads labeled files, not standard input: "
                                                      "give their paths")
-    from customer_segmentation.export.retrain import train_from_files
+    from customer_segmentation.fit.retrain import train_from_files
     from customer_segmentation.model_card import model_card
     t0, had = time.time(), Path(args.output, 'metadata.json').is_file()
     with warnings.catch_warnings(record=True) as caught:

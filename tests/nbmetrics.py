@@ -28,7 +28,7 @@ def _notebooks(root):
 
 
 def product_notebooks(root=ROOT):
-    "The numbered chapters: the story at the top of nbs/ and the internals in its folders (foundations/, scoring/, export/)."
+    "The numbered chapters: the story at the top of nbs/ and the internals in its folders (foundations/, scoring/, fit/)."
     return [p for p in _notebooks(root) if p.name != 'index.ipynb']
 
 

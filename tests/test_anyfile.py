@@ -50,7 +50,7 @@ def assert_user_error(code, err, *needles):
 @pytest.fixture(scope='module')
 def ranged_model_dir(tmp_path_factory):
     "A copy of the saved model whose metadata records the training ranges (as save_model does)."
-    from customer_segmentation.model import training_ranges
+    from customer_segmentation.fit.model import training_ranges
     d = tmp_path_factory.mktemp('model')/'saved_model'
     shutil.copytree(MODEL_DIR, d)
     meta = json.loads((d/'metadata.json').read_text())

@@ -28,7 +28,7 @@ def read_text_csv(path):
 def with_ranges(m):
     "`m` with the training ranges in its metadata, as save_model records them (added here when the saved copy predates them)."
     if not m.metadata.get('training_ranges'):
-        from customer_segmentation.model import training_ranges
+        from customer_segmentation.fit.model import training_ranges
         from customer_segmentation.data import load_customers
         m.metadata['training_ranges'] = training_ranges(load_customers(project_path('dataset', 'train.csv')))
     return m

@@ -40,7 +40,7 @@ def _public_functions(mod):
 def _stem(nb): return re.sub(r'^\d+[a-zA-Z0-9]*_', '', Path(nb).stem)
 
 
-FOLDERS = ('foundations', 'scoring', 'export')  # the internals, after the story, in the sidebar's order
+FOLDERS = ('foundations', 'scoring', 'fit')  # the internals, after the story, in the sidebar's order
 
 
 def _pages_in_order():

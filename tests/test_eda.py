@@ -1,6 +1,6 @@
-"Property tests for customer_segmentation.eda on random synthetic data (no dataset needed)."
+"Property tests for customer_segmentation.fit.eda on random synthetic data (no dataset needed)."
 import numpy as np, pandas as pd, pytest
-from customer_segmentation.eda import (cramers_v, feature_association, missingness, conflicting_duplicates,
+from customer_segmentation.fit.eda import (cramers_v, feature_association, missingness, conflicting_duplicates,
                                        bayes_ceiling, loo_group_accuracy, duplicate_summary)
 
 def _frame(seed, n=400):
@@ -48,7 +48,7 @@ def test_feature_association_and_missingness_shapes():
 def test_missing_is_the_one_level_of_data():
     "eda's missing level is data.MISSING, the level preprocess one-hot encodes too."
     from customer_segmentation.data import MISSING
-    from customer_segmentation.eda import as_levels, discretize
+    from customer_segmentation.fit.eda import as_levels, discretize
     assert MISSING == 'missing'
     assert as_levels([None, 'a']).tolist() == [MISSING, 'a']
     assert MISSING in set(discretize(pd.Series([1.0, np.nan])))

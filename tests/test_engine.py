@@ -22,7 +22,7 @@ SAMPLE = 500
 @pytest.fixture(scope='module')
 def reference():
     "The training-time pipeline: the Keras network on the fitted skops preprocessor."
-    from customer_segmentation.model import load_model
+    from customer_segmentation.fit.model import load_model
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         return load_model(MODEL_DIR)
@@ -73,7 +73,7 @@ def test_inputs_equal_the_fitted_preprocessor(reference):
     X_engine = load_scoring_model(MODEL_DIR).transform(train)
     X_ref = reference.transform(train)
     assert np.abs(X_engine.astype(np.float64) - X_ref).max() <= 1e-6  # both float32
-    from customer_segmentation.preprocess import prepare_features
+    from customer_segmentation.fit.preprocess import prepare_features
     sc = load_scoring_model(MODEL_DIR).scorer
     typed = prepare_features(train)
     from customer_segmentation.scoring.columns import Cat
@@ -83,12 +83,12 @@ def test_inputs_equal_the_fitted_preprocessor(reference):
 
 def test_saved_parameters_pass_the_save_time_check(reference):
     "The committed scoring.npz, checked as save_model checks it: against the fitted preprocessor and the Keras network, on training rows."
-    from customer_segmentation.export.params import check_params
+    from customer_segmentation.fit.export_params import check_params
     from customer_segmentation.scoring.spec import PARAMS_FILE, check_binding, load_params
     params = load_params(MODEL_DIR/PARAMS_FILE)
     check_binding(params, MODEL_DIR)
     train = load_customers(project_path('dataset', 'train.csv')).head(2000)
-    from customer_segmentation.preprocess import prepare_features
+    from customer_segmentation.fit.preprocess import prepare_features
     typed = prepare_features(train)
     rows = {c: typed[c].tolist() for c in typed.columns}
     res = check_params(params, reference.preprocessor, reference.network, rows=rows)

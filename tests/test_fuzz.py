@@ -238,7 +238,7 @@ _TRAIN_OUTPUTS = ['the input', 'folder holding the input', 'model with a file of
 @settings(max_examples=12, **SETTINGS)
 @given(out=st.sampled_from(_TRAIN_OUTPUTS), replace=st.booleans(), twice=st.booleans())
 def test_train_refuses_every_harmful_folder_before_any_work(out, replace, twice):
-    from customer_segmentation.export.retrain import train_from_files
+    from customer_segmentation.fit.retrain import train_from_files
     with tempfile.TemporaryDirectory() as d:
         d = Path(d); lab, m = _labels_box(d)
         (d/'data').mkdir(); (d/'data'/'x.csv').write_bytes(lab.read_bytes()); (m/'notes.txt').write_text('mine')

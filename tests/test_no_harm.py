@@ -498,7 +498,7 @@ def test_a_signal_before_the_swap_keeps_the_old_model_and_says_so(lab):
 def test_a_signal_during_the_swap_acts_after_it_and_says_the_model_was_written(lab, monkeypatch, capsys):
     "In process: SIGTERM arrives while the folders are being swapped; the swap completes, and the last line says so."
     from customer_segmentation import cli, files
-    from customer_segmentation.export import retrain
+    from customer_segmentation.fit import retrain
     work, _ = lab
     monkeypatch.chdir(work)
     real_commit = files._commit

@@ -426,10 +426,11 @@ def test_make_hooks_outside_a_git_checkout(tmp_path):
 
 # ----------------------------------------------------------------------------------- the wall between fitting and scoring
 TRAINING_LIBRARIES = ('sklearn', 'skops', 'keras', 'tensorflow', 'scipy', 'h5py', 'seaborn')
-TRAINING_MODULES = ('model', 'preprocess', 'evaluate', 'eda', 'export')  # the save-time side of the package
+TRAINING_PACKAGE = 'fit'  # the save-time side of the package: all that fits lives in customer_segmentation.fit
+OLD_PATHS = ('model', 'preprocess', 'evaluate', 'eda')  # thin re-exports of fit/ kept for users' imports (issue #27)
 # The one place the run-time side hands over to the training side: `custseg train`, whose command imports the trainer only when it
 # runs, after checking that the [train] extra is installed (so `custseg score`, `evaluate` and `info` never import it).
-HANDOVERS = {(f'{LIB}.cli', f'{LIB}.export.retrain')}
+HANDOVERS = {(f'{LIB}.cli', f'{LIB}.fit.retrain')}
 
 
 def test_import_graph_reads_imports_inside_functions():
@@ -445,19 +446,19 @@ def test_no_import_cycles():
 
 
 def test_the_run_time_side_imports_nothing_of_the_training_side():
-    "Every module but the training side's (model, preprocess, evaluate, eda, export/) imports no training library and no training module."
-    training = lambda i: (i.split('.')[0] in TRAINING_LIBRARIES or
-                          any(i == f'{LIB}.{t}' or i.startswith(f'{LIB}.{t}.') for t in TRAINING_MODULES))
+    "One rule: nothing outside fit/ imports fit/ or a training library, but the `custseg train` hand-over and the old paths' re-exports."
+    fit = lambda i: i == f'{LIB}.{TRAINING_PACKAGE}' or i.startswith(f'{LIB}.{TRAINING_PACKAGE}.')
+    training = lambda i: i.split('.')[0] in TRAINING_LIBRARIES or fit(i) or i in {f'{LIB}.{m}' for m in OLD_PATHS}
     g = M.import_graph(ROOT)
     runtime = [m for m in g if not training(m)]
-    assert f'{LIB}.scoring.engine' in runtime and f'{LIB}.deploy' in runtime and f'{LIB}.export.params' not in runtime
+    assert f'{LIB}.scoring.engine' in runtime and f'{LIB}.deploy' in runtime and f'{LIB}.fit.export_params' not in runtime
     bad = sorted(f'{m} imports {i} (line {n})' for m in runtime for i, n in g[m] if training(i) and not any(m == a and (i == b or i.startswith(b + '.')) for a, b in HANDOVERS))
     assert not bad, ('the run-time side imports the training side (fitting happens at save time; scoring reads scoring.npz '
                      'with numpy and pyarrow only):\n  ' + '\n  '.join(bad))
 
 
 # ----------------------------------------------------------------------------------- the layout: the story, then the internals
-FOLDERS = ('foundations', 'scoring', 'export')  # the internals, in the sidebar's order; research/ comes last
+FOLDERS = ('foundations', 'scoring', 'fit')  # the internals, in the sidebar's order; research/ comes last
 
 
 def test_no_module_imports_a_later_chapter():
