@@ -1,5 +1,7 @@
-"""The old import path `customer_segmentation.preprocess`, kept for users' code: a thin re-export of `customer_segmentation.fit.preprocess`.
+"""The old import path `customer_segmentation.preprocess`, kept for users' code: another name for `customer_segmentation.fit.preprocess`.
 
-Not generated: the code lives in the training package (nbs/03_preprocessing.ipynb exports it there)."""
-from .fit.preprocess import *  # noqa: F401,F403
-from .fit.preprocess import __all__  # noqa: F401
+Not generated: the code lives in the training package (nbs/03_preprocessing.ipynb exports it there). Importing this module gives that
+one, the same object, so every name and every patch of it is shared."""
+import sys
+from .fit import preprocess as _module
+sys.modules[__name__] = _module

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from customer_segmentation import artifact as A
-from customer_segmentation import model as M
-from customer_segmentation import preprocess as P
+from customer_segmentation.fit import model as M
+from customer_segmentation.fit import preprocess as P
 from customer_segmentation.scoring.drift import PROFILE_FILE
 from customer_segmentation.data import (CATEGORICAL_FEATURES, CATEGORY_VALUES, CLASSES, DATA_FILES, FEATURES, ID_COL,
                                         TARGET, schema)
