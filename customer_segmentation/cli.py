@@ -14,8 +14,8 @@ from .files import STOP_SIGNALS, PathError, written
 from .fetch import fetch_data
 
 # %% auto #0
-__all__ = ['TRAINING_LIBRARIES', 'USER_ERRORS', 'skip_pandas_probe', 'is_stdout', 'build_parser', 'Interrupted', 'stopped_line',
-           'interruptible', 'main']
+__all__ = ['TRAINING_LIBRARIES', 'USER_ERRORS', 'skip_pandas_probe', 'is_stdout', 'warnings_to_stderr', 'build_parser',
+           'Interrupted', 'stopped_line', 'interruptible', 'main']
 
 # %% ../nbs/10_cli.ipynb #e0bb61c7
 def _cmd_data_fetch(args)->int:
@@ -62,10 +62,15 @@ def is_stdout(path)->bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 # %% ../nbs/10_cli.ipynb #a1f14034
-def _warned(caught:list):
-    "Print each user warning of `caught` on standard error, one line each."
-    for w in caught:
-        if issubclass(w.category, UserWarning): print(f"custseg: warning: {w.message}", file=sys.stderr)
+@contextmanager
+def warnings_to_stderr():
+    "Record the block's warnings; when it ends, however it ends, print each user warning on stderr, one line each."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        try: yield
+        finally:
+            for w in caught:
+                if issubclass(w.category, UserWarning): print(f"custseg: warning: {w.message}", file=sys.stderr)
 
 # %% ../nbs/10_cli.ipynb #051cb6c4
 def _cmd_score(args)->int:
@@ -77,14 +82,11 @@ def _cmd_score(args)->int:
                 sep=args.sep, reject_out_of_range=args.reject_out_of_range, drift_report=False if args.no_drift_report else args.drift_report,
                 drift_figure=True if args.drift_figure else None, confidence=args.confidence)
     cluster = dict(workers=args.workers, scheduler=args.scheduler, format=args.format)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        try:
-            if is_partitioned(args.input): s = score_partitions(args.input, args.output, **cluster, **opts)
-            elif any(cluster.values()): raise CustomerDataError(f"{args.input}: --workers, --scheduler and --format are for a folder or "
-                                                                "glob of partitions; give one, or leave them out for a single file.")
-            else: s = score_csv(args.input, args.output, progress=args.progress, **opts)
-        finally: _warned(caught)
+    with warnings_to_stderr():
+        if is_partitioned(args.input): s = score_partitions(args.input, args.output, **cluster, **opts)
+        elif any(cluster.values()): raise CustomerDataError(f"{args.input}: --workers, --scheduler and --format are for a folder or "
+                                                            "glob of partitions; give one, or leave them out for a single file.")
+        else: s = score_csv(args.input, args.output, progress=args.progress, **opts)
     print(s, file=sys.stderr if is_stdout(args.output) else sys.stdout)
     return 0
 
@@ -93,12 +95,10 @@ def _cmd_evaluate(args)->int:
     "`custseg evaluate`: judge the models on a labeled file; the report and its figure written, a summary printed."
     skip_pandas_probe()
     from customer_segmentation.labels import DEFAULT_CHUNK_SIZE, evaluate_file, figure_path, summary_text
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
-        try: doc = evaluate_file(args.input, args.output, args.model_dir, args.chunk_size or DEFAULT_CHUNK_SIZE,
-                                 args.rejects, args.sep, args.progress, record=not args.no_record,
-                                 confidence=args.confidence, figure=args.figure)
-        finally: _warned(caught)
+    with warnings_to_stderr():
+        doc = evaluate_file(args.input, args.output, args.model_dir, args.chunk_size or DEFAULT_CHUNK_SIZE,
+                            args.rejects, args.sep, args.progress, record=not args.no_record,
+                            confidence=args.confidence, figure=args.figure)
     fig = figure_path(args.output, args.figure)
     where = ('Report: standard output' if str(args.output) == '-' else f'Report: {args.output}') + (
         f' (reliability figure {fig})' if fig else ' (no reliability figure: give --figure FILE.png for one)')
@@ -118,13 +118,11 @@ def _cmd_train(args)->int:
     from customer_segmentation.fit.retrain import train_from_files
     from customer_segmentation.model_card import model_card
     t0, had = time.time(), Path(args.output, 'metadata.json').is_file()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter('always')
+    with warnings_to_stderr():
         try: d = train_from_files(args.inputs, args.output, replace=args.replace, parent=args.parent, cv=args.cv)
         except KeyboardInterrupt as e:
             if had and not written(): e.kept = f"{args.output} keeps its previous model"
             raise
-        finally: _warned(caught)
     print(f"Trained in {time.time() - t0:.0f} s and saved: {args.output}\n" + model_card(d))
     return 0
 
